@@ -90,6 +90,12 @@ TEST(ValidatorFixtures, ValidatesWithServerKeyCountsInEveryChunking) {
                                                                       : 12;
       EXPECT_EQ(out.report.rdb_version, expected_version);
     }
+    // Deep mode also walks every LZF stream of the real files.
+    Options deep;
+    deep.deep = true;
+    const testing::Outcome out = testing::Validate(data, Chunking::kRandom, 8, deep);
+    ASSERT_EQ(out.progress, Progress::kDone) << fx.file << ": " << out.diagnostic.ToString();
+    EXPECT_EQ(out.report.databases, fx.keyspace) << fx.file;
   }
 }
 

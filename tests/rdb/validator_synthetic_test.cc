@@ -225,3 +225,31 @@ TEST(ValidatorSynthetic, BlobChecksCatchBadHeaders) {
 
 }  // namespace
 }  // namespace finalsnap::rdb
+
+namespace finalsnap::rdb {
+namespace {
+
+TEST(ValidatorSynthetic, DeepModeProvesTheInsideOfLzfStrings) {
+  // A valid LZF header around a stream whose first back-reference points before the output.
+  RdbBuilder b("REDIS", 10);
+  b.SelectDb(0).Key(type::kString, "k");
+  const size_t string_at = b.bytes().size();
+  b.Byte(0xC3).Length(4).Length(30).Byte(0x00).Byte('a').Byte(0x20).Byte(0x05);
+  const std::vector<uint8_t> data = b.Finish(Trailer::kZeroCrc);
+
+  // Without a checksum to lean on, deep mode walks the LZF stream and finds the fault.
+  Options deep;
+  deep.deep = true;
+  for (Chunking c : testing::kAllChunkings) {
+    const testing::Outcome out = testing::Validate(data, c, 2, deep);
+    ASSERT_EQ(out.progress, Progress::kError) << testing::ChunkingName(c);
+    EXPECT_EQ(out.diagnostic.code, Errc::kCorrupt);
+    EXPECT_EQ(out.diagnostic.offset, string_at);
+    EXPECT_NE(out.diagnostic.message.find("back-reference before the start"), std::string::npos);
+  }
+  // The default skips LZF payloads (the CRC-64 proves them when the file has one).
+  EXPECT_EQ(testing::Validate(data, Chunking::kWhole).progress, Progress::kDone);
+}
+
+}  // namespace
+}  // namespace finalsnap::rdb

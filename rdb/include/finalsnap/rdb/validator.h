@@ -95,6 +95,11 @@ struct Options {
   size_t max_databases = 1 << 16;                   // distinct databases the report may hold
   size_t max_aux_fields = 256;                      // AUX fields stored in the report
   size_t max_captured_string = 4096;                // bytes of an AUX key or value kept
+  // Also prove the inside of LZF-compressed strings: every back-reference inside the output and
+  // the expanded length as declared. Off by default because the CRC-64 already proves those bytes
+  // and the walk costs most of the validator's time on compressible data; VerifyFile turns it on
+  // for files whose checksum is disabled or absent.
+  bool deep = false;
 };
 
 class Validator {
