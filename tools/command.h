@@ -1,0 +1,64 @@
+// The contract between the finalsnap CLI's main (finalsnap_main.cc) and its subcommands:
+// GlobalOptions, the Command a subcommand registers, the CommandResult it returns, exit codes.
+//
+// Each subcommand lives in its own file and exposes one function,
+//   Command RegisterXxxCommand(CLI::App& app, const GlobalOptions& globals);
+// which adds a CLI11 subcommand to `app` and returns how to run it. main parses the command line,
+// runs the chosen command and turns its CommandResult into the aws-CLI-style error line and exit
+// code, in one place. Commands print their own output (stdout) but never exit.
+#ifndef FINALSNAP_TOOLS_COMMAND_H_
+#define FINALSNAP_TOOLS_COMMAND_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace finalsnap::cli {
+
+// Exit codes, as the aws CLI uses them.
+inline constexpr int kExitSuccess = 0;
+inline constexpr int kExitInterrupted = 130;
+inline constexpr int kExitUsage = 252;   // the command line could not be parsed
+inline constexpr int kExitFailed = 254;  // the operation failed or was refused
+
+enum class OutputFormat { kJson, kText };
+
+// Options given before (or after) the subcommand. They are filled in by parsing, so a command
+// reads them when it runs, not when it registers.
+struct GlobalOptions {
+  OutputFormat output = OutputFormat::kJson;
+  std::string fleet;  // --fleet, else $FINALSNAP_FLEET; empty means ./finalsnap.toml
+};
+
+// A failed or refused operation. main prints it on stderr as
+//   An error occurred (<fault>) when calling the <operation> operation: <message>
+// using ElastiCache's fault names (InvalidParameterValue, InvalidSnapshotState, ...).
+struct CommandError {
+  std::string fault;
+  std::string message;
+};
+
+struct CommandResult {
+  std::optional<CommandError> error;  // empty on success
+
+  bool ok() const { return !error.has_value(); }
+  static CommandResult Ok() { return {}; }
+  static CommandResult Fail(std::string fault, std::string message) {
+    return {CommandError{std::move(fault), std::move(message)}};
+  }
+};
+
+struct Command {
+  CLI::App* app = nullptr;  // the subcommand, owned by the root App
+  std::string operation;    // the aws-style operation name for error lines, e.g. "Verify"
+  std::function<CommandResult()> run;
+};
+
+}  // namespace finalsnap::cli
+
+#endif  // FINALSNAP_TOOLS_COMMAND_H_

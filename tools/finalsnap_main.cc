@@ -1,0 +1,113 @@
+// The finalsnap command-line tool: parses the command line with CLI11, runs one subcommand and
+// maps its result to the aws CLI's conventions (the error line on stderr, exit codes 0/252/254).
+//
+// Adding a subcommand: write tools/<name>_command.{h,cc} with RegisterXxxCommand (see command.h)
+// and add one line to RegisterCommands below. Nothing else here needs to change.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "command.h"
+#include "verify_command.h"
+
+namespace finalsnap::cli {
+namespace {
+
+std::vector<Command> RegisterCommands(CLI::App& app, const GlobalOptions& globals) {
+  std::vector<Command> commands;
+  commands.push_back(RegisterVerifyCommand(app, globals));
+  return commands;
+}
+
+// The error line must stay one line whatever a message carries (keys are binary-safe).
+std::string OneLine(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", byte);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void PrintError(std::string_view fault, std::string_view operation, std::string_view message) {
+  std::cerr << "An error occurred (" << fault << ") when calling the " << operation
+            << " operation: " << OneLine(message) << std::endl;
+}
+
+int Execute(const Command& command) {
+  try {
+    const CommandResult result = command.run();
+    if (result.ok()) return kExitSuccess;
+    PrintError(result.error->fault, command.operation, result.error->message);
+    return kExitFailed;
+  } catch (const std::exception& e) {
+    PrintError("InternalFailure", command.operation, e.what());
+  } catch (...) {
+    PrintError("InternalFailure", command.operation, "unknown exception");
+  }
+  return kExitFailed;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app(
+      "finalsnap: take a verified final snapshot of self-hosted Redis and Valkey nodes, "
+      "then shut them down (the ElastiCache final-snapshot workflow).",
+      "finalsnap");
+  GlobalOptions globals;
+  std::string output = "json";
+  app.add_option("--output", output, "Output format")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
+  app.add_option("--fleet", globals.fleet,
+                 "Fleet file (default $FINALSNAP_FLEET, ./finalsnap.toml)")
+      ->envname("FINALSNAP_FLEET");
+  app.require_subcommand(1);
+  // Subcommands inherit this: global options are accepted after the subcommand as well, as the
+  // aws CLI accepts `aws elasticache ... --output text`.
+  app.fallthrough();
+  // Errors print CLI11's message followed by the usage of the (sub)command at fault.
+  app.failure_message(CLI::FailureMessage::help);
+
+  const std::vector<Command> commands = RegisterCommands(app, globals);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and friends are "errors" with exit code 0; they print to stdout.
+    const int code = app.exit(e, std::cout, std::cerr);
+    return code == 0 ? kExitSuccess : kExitUsage;
+  }
+  globals.output = output == "text" ? OutputFormat::kText : OutputFormat::kJson;
+
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return Execute(command);
+  }
+  // require_subcommand(1) makes this unreachable; keep the exit code honest regardless.
+  std::cerr << app.help() << std::flush;
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace finalsnap::cli
+
+int main(int argc, char** argv) {
+  // Nothing may escape main as an exception: that would abort without the error line.
+  try {
+    return finalsnap::cli::Run(argc, argv);
+  } catch (const std::exception& e) {
+    finalsnap::cli::PrintError("InternalFailure", "finalsnap", e.what());
+  } catch (...) {
+    finalsnap::cli::PrintError("InternalFailure", "finalsnap", "unknown exception");
+  }
+  return finalsnap::cli::kExitFailed;
+}
