@@ -1,0 +1,91 @@
+# Shared shell helpers for scripts/demo, scripts/test and bench/*.sh. Source it; it defines
+# functions only.
+
+FINALSNAP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Every Debian package the build, the tests, the demo and the benchmarks use.
+FINALSNAP_PACKAGES=(
+  g++ make cmake pkg-config clang libclang-rt-14-dev
+  libisal-dev libzstd-dev liblz4-dev libhiredis-dev libuv1-dev libxxhash-dev libssl-dev
+  libhttp-parser-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server redis-tools zstd lz4 time
+)
+
+# Installs whichever of FINALSNAP_PACKAGES are missing (as root), or prints the exact command.
+ensure_packages() {
+  local missing=() p
+  for p in "${FINALSNAP_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "finalsnap needs these Debian packages; install them with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+  echo "Installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Configures and builds the main tree in $1 (default build/). Extra arguments go to cmake.
+build_tree() {
+  local dir=${1:-$FINALSNAP_ROOT/build}
+  shift || true
+  cmake -S "$FINALSNAP_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# Starts a throwaway redis-server on port $1 in directory $2 and waits (10 s at most) until it
+# answers PING. Further arguments are extra config directives (--name value).
+start_redis() {
+  local port=$1 dir=$2
+  shift 2
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@"
+  local deadline=$((SECONDS + 10))
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "redis-server on port $port did not answer within 10 s; its log:" >&2
+      tail -20 "$dir/redis.log" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# Stops the redis-server on port $1 without saving and waits (10 s at most) until it is gone.
+stop_redis() {
+  local port=$1 dir=$2 pid
+  pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  local deadline=$((SECONDS + 10))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      kill -9 "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.05
+  done
+}
+
+# Seconds elapsed since $1, a value of $EPOCHREALTIME, with millisecond precision.
+seconds_since() {
+  awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'
+}
