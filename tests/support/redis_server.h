@@ -1,0 +1,188 @@
+// RedisServer: a real redis-server child process for integration tests and benchmarks, in its own
+// temporary directory on a free loopback port, plus a small synchronous hiredis client for it.
+//
+//   RedisServer server({{"rdbcompression", "no"}});
+//   server.Start();                                   // throws, with the server log, on failure
+//   server.Command("SET", "k", "v");
+//   std::map<uint64_t, rdb::DbCounts> keyspace = server.Keyspace();
+//   std::string rdb_path = server.Save();             // SAVE, then <dir>/dump.rdb
+//   // The destructor shuts the server down and removes its directory.
+//
+// The binary is /usr/bin/redis-server (Debian's redis-server package) unless the environment
+// variable FINALSNAP_REDIS_SERVER names another. A missing binary is an error, never a skip: tests
+// that need Redis must fail loudly on a machine without it.
+//
+// The server runs with `--save "" --appendonly no` (nothing is written unless a test asks),
+// `--enable-debug-command local` (DEBUG DIGEST, DEBUG RELOAD, ...), a log file in its directory,
+// and a unix socket there too when the path fits. Callers add any other directive; with
+// `requirepass`, the server's own connections (Connect, Command, Stop) authenticate with it.
+//
+// The server is started with PR_SET_PDEATHSIG, so a crashed test leaves no server behind: the
+// kernel kills it when the thread that called Start() exits. Start it from a thread that outlives
+// it (the test's own thread does).
+#ifndef FINALSNAP_TESTS_SUPPORT_REDIS_SERVER_H_
+#define FINALSNAP_TESTS_SUPPORT_REDIS_SERVER_H_
+
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "finalsnap/rdb/validator.h"
+
+namespace finalsnap::testing {
+
+// The default deadline for waits on a server: start-up, shutdown, a command's reply.
+inline constexpr std::chrono::milliseconds kServerDeadline{10'000};
+
+struct RedisContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
+
+// A reply, copied out of hiredis' redisReply so it outlives it.
+struct Reply {
+  enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus and kError
+  long long integer = 0;
+  std::vector<Reply> elements;  // kArray
+
+  bool is_error() const { return type == Type::kError; }
+  bool is_nil() const { return type == Type::kNil; }
+  // True for +OK.
+  bool ok() const { return type == Type::kStatus && str == "OK"; }
+  // A readable form for assertion messages: "OK", "(error) ERR ...", "(integer) 3", "[a, b]".
+  std::string ToString() const;
+};
+
+// Connects to host:port (TCP) or, if `host` starts with '/', to that unix socket. Throws
+// std::runtime_error on failure. Commands on the context time out after `timeout`.
+RedisContextPtr ConnectTo(const std::string& host, int port,
+                          std::chrono::milliseconds timeout = kServerDeadline);
+
+// Sends one command (binary-safe) and returns its reply. An error reply is returned as
+// Reply::Type::kError; a connection failure or timeout throws std::runtime_error.
+Reply Execute(redisContext* c, const std::vector<std::string>& argv);
+
+// Parses the text of an INFO reply into field -> value (section headers and blank lines dropped).
+std::map<std::string, std::string> ParseInfo(std::string_view text);
+
+// Parses "db0:keys=1,expires=0,avg_ttl=0" lines of INFO keyspace into per-database counts.
+std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
+
+struct RedisServerOptions {
+  // Extra configuration directives as {name, value}, passed as `--name value` after the
+  // defaults (so they override them), e.g. {"rdbcompression", "no"}.
+  std::vector<std::pair<std::string, std::string>> config;
+  // The redis-server binary; empty means $FINALSNAP_REDIS_SERVER, else /usr/bin/redis-server.
+  std::string binary;
+  // How long Start() waits for the server to answer PING, per attempt.
+  std::chrono::milliseconds start_timeout = kServerDeadline;
+  // Keep the temporary directory after the server is gone (also: FINALSNAP_KEEP_TMP=1).
+  bool keep_dir = false;
+};
+
+class RedisServer {
+ public:
+  explicit RedisServer(RedisServerOptions options = {});
+  // Shorthands for a server with only extra config directives. The initializer_list overload
+  // makes `RedisServer server({{"rdbcompression", "no"}})` unambiguous.
+  explicit RedisServer(std::vector<std::pair<std::string, std::string>> config);
+  explicit RedisServer(std::initializer_list<std::pair<std::string, std::string>> config);
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+  // Stops the server if it still runs and removes its directory (unless kept).
+  ~RedisServer();
+
+  // Creates the directory, picks a free port, spawns the server and waits until it answers PING.
+  // A port taken between the probe and the server's bind is retried on another port. Throws
+  // std::runtime_error naming the binary (and how to install it) if it is missing, or with the
+  // tail of the server's log if it does not come up.
+  void Start();
+  // SHUTDOWN NOSAVE, then waits for the process to exit; SIGKILL if it has not gone by the
+  // deadline. Harmless if the server is not running.
+  void Stop(std::chrono::milliseconds deadline = kServerDeadline);
+  // Sends `signal` to the server process (e.g. SIGKILL to simulate a crash); does not wait.
+  void Kill(int signal);
+  // Waits for the process to exit (for example after a SHUTDOWN sent by the code under test).
+  // Returns the wait status, or nullopt if it still runs at the deadline.
+  std::optional<int> WaitForExit(std::chrono::milliseconds deadline = kServerDeadline);
+  // True while the process has not exited.
+  bool Running();
+
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  // The server's directory (its `dir`): the RDB file and the logs are here.
+  const std::string& dir() const { return dir_; }
+  // The unix socket path, or empty when the directory path was too long for one.
+  const std::string& unix_socket() const { return unix_socket_; }
+  pid_t pid() const { return pid_; }
+  std::string log_path() const { return dir_ + "/redis.log"; }
+
+  // A new connection of the caller's own (for example to keep a SELECTed database), already
+  // authenticated when `requirepass` is configured. ConnectTo(host(), port()) gives a bare one.
+  RedisContextPtr Connect(std::chrono::milliseconds timeout = kServerDeadline) const;
+
+  // Runs one command on the server's own connection (database 0 unless a SELECT was sent through
+  // it). Arguments may be strings, string views, C strings or integers.
+  template <typename... Args>
+  Reply Command(const Args&... args) {
+    std::vector<std::string> argv;
+    argv.reserve(sizeof...(args));
+    (argv.push_back(ToArg(args)), ...);
+    return CommandArgv(argv);
+  }
+  Reply CommandArgv(const std::vector<std::string>& argv);
+
+  // INFO <section> as field -> value; throws if the reply is not a string.
+  std::map<std::string, std::string> Info(const std::string& section = "");
+  // Keys and expires per database, from INFO keyspace; databases without keys are absent.
+  std::map<uint64_t, rdb::DbCounts> Keyspace();
+  // INFO server's redis_version, e.g. "7.0.15".
+  std::string Version();
+  // Runs SAVE and returns the path of the file written (dir + CONFIG GET dbfilename).
+  std::string Save();
+
+  // The last `lines` lines of the server's log and of its stdout/stderr, for failure messages.
+  std::string LogTail(size_t lines = 40) const;
+
+ private:
+  template <typename T>
+  static std::string ToArg(const T& value) {
+    if constexpr (std::is_arithmetic_v<T>) {
+      return std::to_string(value);
+    } else {
+      return std::string(value);
+    }
+  }
+  // One attempt at spawning on a fresh port; returns false if the port turned out to be taken.
+  bool SpawnAndWait();
+  void Reap(int status);
+
+  RedisServerOptions options_;
+  std::string binary_;
+  std::string host_ = "127.0.0.1";
+  int port_ = 0;
+  std::string dir_;
+  std::string unix_socket_;
+  std::string password_;  // from a `requirepass` directive
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+  RedisContextPtr connection_;
+};
+
+}  // namespace finalsnap::testing
+
+#endif  // FINALSNAP_TESTS_SUPPORT_REDIS_SERVER_H_
