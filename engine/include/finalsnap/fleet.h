@@ -1,0 +1,192 @@
+// The fleet file: the Redis and Valkey nodes finalsnap may snapshot and shut down, named by
+// ElastiCache-style ids, plus where snapshots are stored and which keys the API server accepts.
+//
+// Start with LoadFleet. It reads a TOML file (the format is in DESIGN.md, "Fleet file") into a
+// Fleet, or returns a FleetError that names the file, line, column and dotted key at fault:
+//
+//   auto loaded = LoadFleet(DefaultFleetPath(fleet_flag));
+//   if (auto* error = std::get_if<FleetError>(&loaded)) { /* show error->ToString() */ }
+//   const Fleet& fleet = std::get<Fleet>(loaded);
+//   const CacheClusterEntry* entry = fleet.FindCacheCluster("myRedisCluster");
+//
+// The loader is strict on purpose. The file drives commands that shut servers down, so a typo
+// must never silently drop a setting: unknown keys (with a "did you mean" hint), wrong value
+// types, out-of-range values, conflicting settings and ids that ElastiCache would refuse all fail
+// the load.
+//
+// Passwords and API secrets are never in the fleet file, and so never in a Fleet. The file says
+// where to find each one (an environment variable or a file), and ResolvePassword or
+// ResolveApiSecret reads it only when it is needed. Their error messages name the variable or
+// file, never a value.
+//
+// Relative paths in the file (storage.path, api.state, password_file, secret_access_key_file)
+// are relative to the fleet file's directory, not to the working directory, so that a command
+// means the same thing wherever it is run from. The loader resolves them all to absolute paths.
+//
+// This header does not include toml++: the parser is an implementation detail of fleet.cc.
+#ifndef FINALSNAP_FLEET_H_
+#define FINALSNAP_FLEET_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "finalsnap/decoder.h"
+
+namespace finalsnap {
+
+// A TCP address as the user wrote it. The host is a name or an address; an IPv6 address is
+// stored without its brackets.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+
+  // "host:port", with brackets around an IPv6 address ("[::1]:6379"), so that the result parses
+  // back to the same Endpoint.
+  std::string ToString() const;
+
+  bool operator==(const Endpoint&) const = default;
+};
+
+// Parses "host:port" or "[ipv6]:port". Refuses an empty host, a missing, zero or out-of-range
+// port, and an unbracketed IPv6 address. On failure returns a message saying what is wrong.
+std::variant<Endpoint, std::string> ParseEndpoint(std::string_view text);
+
+// How a node's RDB is captured. kSync uses the replication protocol and works remotely;
+// kBgsaveFile runs BGSAVE and reads the node's own RDB file, for agents on the node's host.
+enum class CaptureMode { kSync, kBgsaveFile };
+
+// "sync" or "bgsave-file", as written in the fleet file.
+std::string_view CaptureModeName(CaptureMode mode);
+// The inverse of CaptureModeName; nullopt for any other name.
+std::optional<CaptureMode> CaptureModeFromName(std::string_view name);
+
+// How to talk to the nodes of one cache cluster or replication group. In a loaded Fleet these
+// are the effective values: the built-in defaults below, overlaid by [defaults], overlaid by the
+// entry's own keys. The password source counts as one setting: an entry that sets password_env
+// or password_file replaces whichever of the two [defaults] set. An empty username,
+// password_env or password_file in an entry turns that setting off for the entry.
+struct NodeSettings {
+  std::string username;  // ACL user for AUTH; empty for the default user
+  // At most one of these two is set; neither means the nodes need no password.
+  std::string password_env;             // name of the environment variable holding it
+  std::filesystem::path password_file;  // absolute path of a file holding it
+  CaptureMode capture = CaptureMode::kSync;
+  std::string engine;  // "redis", "valkey", or empty to detect it from INFO
+  int connect_timeout_ms = 5000;
+  int command_timeout_ms = 10000;
+  // The CLIENT PAUSE timeout: the pause expires on its own this long after its last renewal,
+  // so a crashed engine never leaves writes paused.
+  int pause_timeout_ms = 10000;
+  // The whole capture must end within this time; 0 means no limit.
+  int transfer_timeout_ms = 0;
+};
+
+// [cache_clusters.<id>]: a single node, as an ElastiCache cache cluster without replicas.
+struct CacheClusterEntry {
+  std::string id;  // as written in the file
+  Endpoint endpoint;
+  NodeSettings settings;
+};
+
+// [replication_groups.<id>]: a primary with replicas, or a sharded Redis Cluster. Any member is
+// enough to start from: replicas and shards are discovered when the group is resolved.
+struct ReplicationGroupEntry {
+  std::string id;                   // as written in the file
+  std::vector<Endpoint> endpoints;  // never empty
+  std::vector<Endpoint> sentinels;  // set together with master_name, or neither is
+  std::string master_name;          // the Sentinel name of the primary
+  NodeSettings settings;
+};
+
+// [storage]: where snapshots are written and how they are compressed.
+struct StorageSettings {
+  std::filesystem::path path;  // absolute; defaults to "snapshots" beside the fleet file
+  Compression compression = Compression::kZstd;
+  int level = 1;  // zstd 1..19 (default 1), lz4 0..12 (default 0), 0 for none
+};
+
+// One [[api.credentials]] entry: a SigV4 access key the API server accepts. Exactly one of
+// secret_env and secret_file is set.
+struct ApiCredential {
+  std::string access_key_id;
+  std::string secret_env;             // secret_access_key_env
+  std::filesystem::path secret_file;  // secret_access_key_file, absolute
+};
+
+// [api]: settings for `finalsnap serve`.
+struct ApiSettings {
+  Endpoint listen{"127.0.0.1", 8080};  // loopback unless the file says otherwise
+  std::filesystem::path state;         // absolute; defaults to "state" beside the fleet file
+  std::vector<ApiCredential> credentials;
+};
+
+// A loaded fleet file. Entries are in the order the file lists them.
+struct Fleet {
+  std::filesystem::path file;  // absolute path of the fleet file
+  StorageSettings storage;
+  ApiSettings api;
+  std::vector<CacheClusterEntry> cache_clusters;
+  std::vector<ReplicationGroupEntry> replication_groups;
+
+  // Ids are case-insensitive, as in ElastiCache. Both return nullptr when there is no such id;
+  // the pointers stay valid as long as the Fleet is not modified.
+  const CacheClusterEntry* FindCacheCluster(std::string_view id) const;
+  const ReplicationGroupEntry* FindReplicationGroup(std::string_view id) const;
+};
+
+// Why a fleet file was refused. line and column are 1-based, and 0 when the error has no place
+// in the file (such as a missing file). key is the full dotted key, such as
+// "cache_clusters.a.endpoint" or "api.credentials[0].access_key_id", and empty when the error is
+// not about one key.
+struct FleetError {
+  std::string file;  // the path as the caller gave it
+  int line = 0;
+  int column = 0;
+  std::string key;
+  std::string message;
+
+  // "finalsnap.toml:12:1: key cache_clusters.a.endpont: unknown key (did you mean 'endpoint'?)";
+  // the place and key parts are left out when unknown.
+  std::string ToString() const;
+};
+
+// Reads and validates a fleet file. Never throws for bad input: a missing or unreadable file,
+// TOML syntax errors and every refused setting come back as a FleetError.
+std::variant<Fleet, FleetError> LoadFleet(const std::filesystem::path& file);
+
+// Validates fleet-file text that is already in memory. `file` is used in error messages and to
+// resolve relative paths (against its directory); it is not read.
+std::variant<Fleet, FleetError> ParseFleet(std::string_view toml_text,
+                                           const std::filesystem::path& file);
+
+// The fleet file to use: `flag` (--fleet) if not empty, else $FINALSNAP_FLEET if set and not
+// empty, else "finalsnap.toml" in the working directory.
+std::filesystem::path DefaultFleetPath(std::string_view flag);
+
+// A secret read from where the fleet file points. On failure `error` says which environment
+// variable or file could not be used and why; it never contains the secret itself.
+struct ResolvedSecret {
+  std::optional<std::string> value;  // nullopt on failure, or when no secret is configured
+  std::string error;                 // empty on success
+
+  bool ok() const { return error.empty(); }
+};
+
+// Reads the password that `settings` points to: the environment variable's value, or the file's
+// contents with one trailing newline ("\n" or "\r\n") removed. A value of nullopt with ok() means
+// that the nodes need no password. An unset or empty variable, and an unreadable or empty file,
+// are errors: connecting without the password would only fail later, less clearly.
+ResolvedSecret ResolvePassword(const NodeSettings& settings);
+
+// Reads an API credential's secret access key the same way. The secret is required, so on
+// success `value` is always set.
+ResolvedSecret ResolveApiSecret(const ApiCredential& credential);
+
+}  // namespace finalsnap
+
+#endif  // FINALSNAP_FLEET_H_

@@ -1,0 +1,792 @@
+// Tests for the fleet-file loader (fleet.h): a complete file read into the structs, the
+// defaults overlay, case-insensitive lookup, every refusal with its line and key, files on disk
+// with relative paths, and reading passwords and API secrets without ever echoing them.
+#include "finalsnap/fleet.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace finalsnap {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where ParseFleet is told the text came from; relative paths resolve against its directory.
+const fs::path kFleetFile = "/etc/finalsnap/finalsnap.toml";
+
+Fleet MustParse(std::string_view text, const fs::path& file = kFleetFile) {
+  auto result = ParseFleet(text, file);
+  if (auto* error = std::get_if<FleetError>(&result)) {
+    ADD_FAILURE() << "unexpected error: " << error->ToString();
+    return Fleet{};
+  }
+  return std::get<Fleet>(std::move(result));
+}
+
+FleetError MustFail(std::string_view text, const fs::path& file = kFleetFile) {
+  auto result = ParseFleet(text, file);
+  if (auto* error = std::get_if<FleetError>(&result)) return *error;
+  ADD_FAILURE() << "expected an error for:\n" << text;
+  return FleetError{};
+}
+
+// A temporary directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "fleet_test.XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteFile(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// Sets an environment variable for one test and restores the previous value afterwards, so
+// that tests do not leak into each other.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = ::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+// --- Endpoints.
+
+TEST(FleetEndpointTest, ParsesHostPortAndBracketedIpv6) {
+  struct Case {
+    std::string_view text;
+    std::string host;
+    uint16_t port;
+    std::string round_trip;
+  };
+  const Case cases[] = {
+      {"127.0.0.1:6379", "127.0.0.1", 6379, "127.0.0.1:6379"},
+      {"redis-a.internal:7000", "redis-a.internal", 7000, "redis-a.internal:7000"},
+      {"[::1]:6379", "::1", 6379, "[::1]:6379"},
+      {"[fe80::1%eth0]:1", "fe80::1%eth0", 1, "[fe80::1%eth0]:1"},
+      {"h:65535", "h", 65535, "h:65535"},
+      {"h:06379", "h", 6379, "h:6379"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto parsed = ParseEndpoint(c.text);
+    ASSERT_TRUE(std::holds_alternative<Endpoint>(parsed)) << std::get<std::string>(parsed);
+    const Endpoint& endpoint = std::get<Endpoint>(parsed);
+    EXPECT_EQ(endpoint.host, c.host);
+    EXPECT_EQ(endpoint.port, c.port);
+    EXPECT_EQ(endpoint.ToString(), c.round_trip);
+  }
+}
+
+TEST(FleetEndpointTest, RefusesMalformedEndpoints) {
+  struct Case {
+    std::string_view text;
+    std::string_view message;
+  };
+  const Case cases[] = {
+      {"", "missing port"},
+      {"localhost", "missing port"},
+      {"localhost:", "missing port"},
+      {":6379", "missing host"},
+      {"h:0", "between 1 and 65535"},
+      {"h:65536", "between 1 and 65535"},
+      {"h:999999", "between 1 and 65535"},
+      {"h:-1", "not a number"},
+      {"h:63 79", "not a number"},
+      {"::1:6379", "needs brackets"},
+      {"[::1]", "missing ':port'"},
+      {"[::1:6379", "missing ']'"},
+      {"[]:6379", "missing host"},
+      {"bad host:6379", "not allowed"},
+      {"redis://h:6379", "not a URL"},
+      {"user:pw@h:6379", "user name or password"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto parsed = ParseEndpoint(c.text);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed));
+    EXPECT_NE(std::get<std::string>(parsed).find(c.message), std::string::npos)
+        << std::get<std::string>(parsed);
+  }
+}
+
+// --- Valid files.
+
+constexpr std::string_view kFullFleet = R"([storage]
+path = "snaps"
+compression = "lz4"
+level = 9
+
+[defaults]
+username = "ops"
+password_env = "REDIS_PASSWORD"
+capture = "bgsave-file"
+connect_timeout_ms = 1500
+command_timeout_ms = 2500
+pause_timeout_ms = 3500
+transfer_timeout_ms = 600000
+engine = "valkey"
+
+[cache_clusters.myRedisCluster]
+endpoint = "127.0.0.1:6379"
+username = "admin"
+password_file = "secrets/redis.pass"
+capture = "sync"
+connect_timeout_ms = 100
+command_timeout_ms = 200
+pause_timeout_ms = 300
+transfer_timeout_ms = 400
+engine = "redis"
+
+[replication_groups.myReplGroup]
+endpoints = ["127.0.0.1:7000", "[::1]:7001", "redis-a.internal:7002"]
+sentinels = ["127.0.0.1:26379", "127.0.0.1:26380"]
+master_name = "mymaster"
+
+[api]
+listen = "0.0.0.0:9090"
+state = "/var/lib/finalsnap/state"
+
+[[api.credentials]]
+access_key_id = "AKIAEXAMPLE"
+secret_access_key_env = "FINALSNAP_API_SECRET"
+
+[[api.credentials]]
+access_key_id = "AKIASECOND"
+secret_access_key_file = "api.secret"
+)";
+
+TEST(FleetParseTest, FullFileFillsEveryField) {
+  const Fleet fleet = MustParse(kFullFleet);
+  EXPECT_EQ(fleet.file, kFleetFile);
+
+  EXPECT_EQ(fleet.storage.path, fs::path("/etc/finalsnap/snaps"));
+  EXPECT_EQ(fleet.storage.compression, Compression::kLz4);
+  EXPECT_EQ(fleet.storage.level, 9);
+
+  ASSERT_EQ(fleet.cache_clusters.size(), 1u);
+  const CacheClusterEntry& cluster = fleet.cache_clusters[0];
+  EXPECT_EQ(cluster.id, "myRedisCluster");
+  EXPECT_EQ(cluster.endpoint, (Endpoint{"127.0.0.1", 6379}));
+  EXPECT_EQ(cluster.settings.username, "admin");
+  EXPECT_EQ(cluster.settings.password_env, "");
+  EXPECT_EQ(cluster.settings.password_file, fs::path("/etc/finalsnap/secrets/redis.pass"));
+  EXPECT_EQ(cluster.settings.capture, CaptureMode::kSync);
+  EXPECT_EQ(cluster.settings.engine, "redis");
+  EXPECT_EQ(cluster.settings.connect_timeout_ms, 100);
+  EXPECT_EQ(cluster.settings.command_timeout_ms, 200);
+  EXPECT_EQ(cluster.settings.pause_timeout_ms, 300);
+  EXPECT_EQ(cluster.settings.transfer_timeout_ms, 400);
+
+  ASSERT_EQ(fleet.replication_groups.size(), 1u);
+  const ReplicationGroupEntry& group = fleet.replication_groups[0];
+  EXPECT_EQ(group.id, "myReplGroup");
+  EXPECT_EQ(group.endpoints, (std::vector<Endpoint>{
+                                 {"127.0.0.1", 7000}, {"::1", 7001}, {"redis-a.internal", 7002}}));
+  EXPECT_EQ(group.sentinels, (std::vector<Endpoint>{{"127.0.0.1", 26379}, {"127.0.0.1", 26380}}));
+  EXPECT_EQ(group.master_name, "mymaster");
+  // The group sets nothing of its own, so it has exactly the [defaults].
+  EXPECT_EQ(group.settings.username, "ops");
+  EXPECT_EQ(group.settings.password_env, "REDIS_PASSWORD");
+  EXPECT_EQ(group.settings.password_file, fs::path());
+  EXPECT_EQ(group.settings.capture, CaptureMode::kBgsaveFile);
+  EXPECT_EQ(group.settings.engine, "valkey");
+  EXPECT_EQ(group.settings.connect_timeout_ms, 1500);
+  EXPECT_EQ(group.settings.command_timeout_ms, 2500);
+  EXPECT_EQ(group.settings.pause_timeout_ms, 3500);
+  EXPECT_EQ(group.settings.transfer_timeout_ms, 600000);
+
+  EXPECT_EQ(fleet.api.listen, (Endpoint{"0.0.0.0", 9090}));
+  EXPECT_EQ(fleet.api.state, fs::path("/var/lib/finalsnap/state"));
+  ASSERT_EQ(fleet.api.credentials.size(), 2u);
+  EXPECT_EQ(fleet.api.credentials[0].access_key_id, "AKIAEXAMPLE");
+  EXPECT_EQ(fleet.api.credentials[0].secret_env, "FINALSNAP_API_SECRET");
+  EXPECT_EQ(fleet.api.credentials[0].secret_file, fs::path());
+  EXPECT_EQ(fleet.api.credentials[1].access_key_id, "AKIASECOND");
+  EXPECT_EQ(fleet.api.credentials[1].secret_env, "");
+  EXPECT_EQ(fleet.api.credentials[1].secret_file, fs::path("/etc/finalsnap/api.secret"));
+}
+
+TEST(FleetParseTest, BuiltInDefaultsWhenSectionsAreAbsent) {
+  const Fleet fleet = MustParse("[cache_clusters.a]\nendpoint = \"h:1\"\n", "/srv/fleet/f.toml");
+  EXPECT_EQ(fleet.storage.path, fs::path("/srv/fleet/snapshots"));
+  EXPECT_EQ(fleet.storage.compression, Compression::kZstd);
+  EXPECT_EQ(fleet.storage.level, 1);
+  EXPECT_EQ(fleet.api.listen, (Endpoint{"127.0.0.1", 8080}));
+  EXPECT_EQ(fleet.api.state, fs::path("/srv/fleet/state"));
+  EXPECT_TRUE(fleet.api.credentials.empty());
+
+  ASSERT_EQ(fleet.cache_clusters.size(), 1u);
+  const NodeSettings& settings = fleet.cache_clusters[0].settings;
+  EXPECT_EQ(settings.username, "");
+  EXPECT_EQ(settings.password_env, "");
+  EXPECT_EQ(settings.password_file, fs::path());
+  EXPECT_EQ(settings.capture, CaptureMode::kSync);
+  EXPECT_EQ(settings.engine, "");
+  EXPECT_EQ(settings.connect_timeout_ms, 5000);
+  EXPECT_EQ(settings.command_timeout_ms, 10000);
+  EXPECT_EQ(settings.pause_timeout_ms, 10000);
+  EXPECT_EQ(settings.transfer_timeout_ms, 0);
+}
+
+TEST(FleetParseTest, EmptyFileIsAnEmptyFleet) {
+  const Fleet fleet = MustParse("");
+  EXPECT_TRUE(fleet.cache_clusters.empty());
+  EXPECT_TRUE(fleet.replication_groups.empty());
+}
+
+TEST(FleetParseTest, DefaultLevelFollowsTheCodec) {
+  EXPECT_EQ(MustParse("[storage]\ncompression = \"lz4\"\n").storage.level, 0);
+  EXPECT_EQ(MustParse("[storage]\ncompression = \"zstd\"\n").storage.level, 1);
+  EXPECT_EQ(MustParse("[storage]\ncompression = \"none\"\n").storage.level, 0);
+  EXPECT_EQ(MustParse("[storage]\ncompression = \"lz4\"\nlevel = 0\n").storage.level, 0);
+  EXPECT_EQ(MustParse("[storage]\nlevel = 19\n").storage.level, 19);
+}
+
+TEST(FleetParseTest, DefaultsOverlayPerEntry) {
+  const Fleet fleet = MustParse(R"([defaults]
+username = "ops"
+password_env = "REDIS_PASSWORD"
+connect_timeout_ms = 1000
+
+[cache_clusters.inherits]
+endpoint = "h:1"
+
+[cache_clusters.overrides]
+endpoint = "h:2"
+password_file = "pw"
+connect_timeout_ms = 2000
+
+[replication_groups.nopass]
+endpoints = ["h:3"]
+username = ""
+password_env = ""
+)");
+  const CacheClusterEntry* inherits = fleet.FindCacheCluster("inherits");
+  ASSERT_NE(inherits, nullptr);
+  EXPECT_EQ(inherits->settings.username, "ops");
+  EXPECT_EQ(inherits->settings.password_env, "REDIS_PASSWORD");
+  EXPECT_EQ(inherits->settings.password_file, fs::path());
+  EXPECT_EQ(inherits->settings.connect_timeout_ms, 1000);
+  EXPECT_EQ(inherits->settings.command_timeout_ms, 10000);
+
+  // password_file in the entry replaces the default password_env rather than conflicting.
+  const CacheClusterEntry* overrides = fleet.FindCacheCluster("overrides");
+  ASSERT_NE(overrides, nullptr);
+  EXPECT_EQ(overrides->settings.username, "ops");
+  EXPECT_EQ(overrides->settings.password_env, "");
+  EXPECT_EQ(overrides->settings.password_file, fs::path("/etc/finalsnap/pw"));
+  EXPECT_EQ(overrides->settings.connect_timeout_ms, 2000);
+
+  // Empty strings turn the defaults off for one entry: a node without AUTH.
+  const ReplicationGroupEntry* nopass = fleet.FindReplicationGroup("nopass");
+  ASSERT_NE(nopass, nullptr);
+  EXPECT_EQ(nopass->settings.username, "");
+  EXPECT_EQ(nopass->settings.password_env, "");
+  EXPECT_EQ(nopass->settings.password_file, fs::path());
+  EXPECT_EQ(nopass->settings.connect_timeout_ms, 1000);
+}
+
+TEST(FleetParseTest, EntriesKeepFileOrder) {
+  const Fleet fleet = MustParse(R"([cache_clusters.zulu]
+endpoint = "h:1"
+[cache_clusters.alpha]
+endpoint = "h:2"
+[cache_clusters.mike]
+endpoint = "h:3"
+)");
+  ASSERT_EQ(fleet.cache_clusters.size(), 3u);
+  EXPECT_EQ(fleet.cache_clusters[0].id, "zulu");
+  EXPECT_EQ(fleet.cache_clusters[1].id, "alpha");
+  EXPECT_EQ(fleet.cache_clusters[2].id, "mike");
+}
+
+TEST(FleetParseTest, LookupIsCaseInsensitive) {
+  const Fleet fleet = MustParse(kFullFleet);
+  const CacheClusterEntry* cluster = fleet.FindCacheCluster("MYREDISCLUSTER");
+  ASSERT_NE(cluster, nullptr);
+  EXPECT_EQ(cluster->id, "myRedisCluster");
+  EXPECT_EQ(fleet.FindCacheCluster("myrediscluster"), cluster);
+  const ReplicationGroupEntry* group = fleet.FindReplicationGroup("myreplgroup");
+  ASSERT_NE(group, nullptr);
+  EXPECT_EQ(group->id, "myReplGroup");
+
+  // Each lookup searches only its own kind.
+  EXPECT_EQ(fleet.FindCacheCluster("myReplGroup"), nullptr);
+  EXPECT_EQ(fleet.FindReplicationGroup("myRedisCluster"), nullptr);
+  EXPECT_EQ(fleet.FindCacheCluster("myRedisCluste"), nullptr);
+}
+
+// --- Refusals.
+
+struct Refusal {
+  std::string_view name;
+  std::string_view text;
+  int line;
+  std::string_view key;
+  std::string_view message;  // a part of the message
+};
+
+const Refusal kRefusals[] = {
+    {"unknown key with hint", "[cache_clusters.a]\nendpoint = \"h:1\"\nendpont = \"h:2\"\n", 3,
+     "cache_clusters.a.endpont", "unknown key (did you mean 'endpoint'?)"},
+    {"unknown key, transposed letters", "[storage]\npaht = \"x\"\n", 2, "storage.paht",
+     "did you mean 'path'?"},
+    {"unknown key, wrong case", "[storage]\nLevel = 3\n", 2, "storage.Level",
+     "did you mean 'level'?"},
+    {"unknown key without hint", "[storage]\nfrobnicate = 1\n", 2, "storage.frobnicate",
+     "unknown key"},
+    {"unknown top-level table", "[cache_cluster.a]\nendpoint = \"h:1\"\n", 1, "cache_cluster",
+     "did you mean 'cache_clusters'?"},
+    {"unknown key in defaults", "[defaults]\npasword_env = \"X\"\n", 2, "defaults.pasword_env",
+     "did you mean 'password_env'?"},
+    {"first unknown key in file order", "[api]\nzzz = 1\naaa = 2\n", 2, "api.zzz", "unknown key"},
+    {"group key on a cache cluster",
+     "[cache_clusters.a]\nendpoint = \"h:1\"\nmaster_name = \"m\"\n", 3,
+     "cache_clusters.a.master_name", "unknown key"},
+    {"singular endpoint on a group", "[replication_groups.g]\nendpoint = \"h:1\"\n", 2,
+     "replication_groups.g.endpoint", "did you mean 'endpoints'?"},
+    {"unknown credential key",
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"S\"\nregion = \"x\"\n",
+     4, "api.credentials[0].region", "unknown key"},
+
+    {"level as a string", "[storage]\nlevel = \"1\"\n", 2, "storage.level",
+     "expected an integer, got a string"},
+    {"level as a float", "[storage]\nlevel = 1.0\n", 2, "storage.level",
+     "expected an integer, got a float"},
+    {"path as an integer", "[storage]\npath = 7\n", 2, "storage.path",
+     "expected a string, got an integer"},
+    {"storage not a table", "storage = \"x\"\n", 1, "storage", "expected a table, got a string"},
+    {"cluster not a table", "[cache_clusters]\na = \"h:1\"\n", 2, "cache_clusters.a",
+     "expected a table"},
+    {"endpoints as a string", "[replication_groups.g]\nendpoints = \"h:1\"\n", 2,
+     "replication_groups.g.endpoints", "expected an array of \"host:port\" strings, got a string"},
+    {"endpoints holding a number", "[replication_groups.g]\nendpoints = [\"h:1\", 7000]\n", 2,
+     "replication_groups.g.endpoints[1]", "expected a \"host:port\" string, got an integer"},
+    {"timeout as a string", "[defaults]\nconnect_timeout_ms = \"5s\"\n", 2,
+     "defaults.connect_timeout_ms", "expected an integer"},
+    {"credentials not tables", "[api]\ncredentials = [\"x\"]\n", 2, "api.credentials[0]",
+     "expected a table"},
+
+    {"inline password in a cluster",
+     "[cache_clusters.a]\nendpoint = \"h:1\"\npassword = \"hunter2\"\n", 3,
+     "cache_clusters.a.password", "use password_env or password_file"},
+    {"inline password in defaults", "[defaults]\npassword = \"hunter2\"\n", 2, "defaults.password",
+     "use password_env or password_file"},
+    {"inline password in a group",
+     "[replication_groups.g]\nendpoints = [\"h:1\"]\npassword = \"hunter2\"\n", 3,
+     "replication_groups.g.password", "use password_env or password_file"},
+    {"inline secret access key",
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"hunter2\"\n", 3,
+     "api.credentials[0].secret_access_key", "use secret_access_key_env or secret_access_key_file"},
+
+    {"password_env and password_file",
+     "[cache_clusters.a]\nendpoint = \"h:1\"\npassword_env = \"P\"\npassword_file = \"f\"\n", 4,
+     "cache_clusters.a.password_file", "password_env and password_file are both set"},
+    {"password_file and password_env in defaults",
+     "[defaults]\npassword_file = \"f\"\npassword_env = \"P\"\n", 3, "defaults.password_env",
+     "both set"},
+    {"both secret sources",
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"S\"\n"
+     "secret_access_key_file = \"f\"\n",
+     4, "api.credentials[0].secret_access_key_file", "both set"},
+    {"no secret source", "[api]\n[[api.credentials]]\naccess_key_id = \"A\"\n", 2,
+     "api.credentials[0]", "needs secret_access_key_env or secret_access_key_file"},
+    {"missing access key id", "[[api.credentials]]\nsecret_access_key_env = \"S\"\n", 1,
+     "api.credentials[0].access_key_id", "missing"},
+    {"duplicate access key id",
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"S\"\n"
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"T\"\n",
+     5, "api.credentials[1].access_key_id", "duplicate access_key_id"},
+
+    {"id starting with a digit", "[cache_clusters.1abc]\nendpoint = \"h:1\"\n", 1,
+     "cache_clusters.1abc", "must start with a letter"},
+    {"id with two hyphens", "[cache_clusters.a--b]\nendpoint = \"h:1\"\n", 1, "cache_clusters.a--b",
+     "two hyphens in a row"},
+    {"id ending with a hyphen", "[replication_groups.ab-]\nendpoints = [\"h:1\"]\n", 1,
+     "replication_groups.ab-", "must not end with a hyphen"},
+    {"id with an underscore", "[cache_clusters.a_b]\nendpoint = \"h:1\"\n", 1, "cache_clusters.a_b",
+     "only letters, digits and hyphens"},
+    {"id with a space", "[cache_clusters.\"my id\"]\nendpoint = \"h:1\"\n", 1,
+     "cache_clusters.\"my id\"", "only letters, digits and hyphens"},
+    {"id longer than 40", "[cache_clusters.a1234567890123456789012345678901234567890]\n", 1,
+     "cache_clusters.a1234567890123456789012345678901234567890", "longer than 40"},
+    {"duplicate id differing in case",
+     "[cache_clusters.Alpha]\nendpoint = \"h:1\"\n\n[cache_clusters.alpha]\nendpoint = \"h:2\"\n",
+     4, "cache_clusters.alpha", "duplicate id: cache_clusters.Alpha (line 1)"},
+    {"duplicate id across tables",
+     "[cache_clusters.alpha]\nendpoint = \"h:1\"\n[replication_groups.ALPHA]\n"
+     "endpoints = [\"h:2\"]\n",
+     3, "replication_groups.ALPHA", "duplicate id: cache_clusters.alpha (line 1)"},
+    {"duplicate id across tables, group first",
+     "[replication_groups.alpha]\nendpoints = [\"h:2\"]\n[cache_clusters.Alpha]\n"
+     "endpoint = \"h:1\"\n",
+     3, "cache_clusters.Alpha", "duplicate id: replication_groups.alpha (line 1)"},
+
+    {"cluster without endpoint", "[cache_clusters.a]\nusername = \"x\"\n", 1,
+     "cache_clusters.a.endpoint", "missing"},
+    {"group without endpoints", "[replication_groups.g]\nmaster_name = \"m\"\n", 1,
+     "replication_groups.g.endpoints", "missing"},
+    {"group with empty endpoints", "[replication_groups.g]\nendpoints = []\n", 2,
+     "replication_groups.g.endpoints", "at least one endpoint"},
+    {"master_name without sentinels",
+     "[replication_groups.g]\nendpoints = [\"h:1\"]\nmaster_name = \"m\"\n", 3,
+     "replication_groups.g.master_name", "needs sentinels"},
+    {"sentinels without master_name",
+     "[replication_groups.g]\nendpoints = [\"h:1\"]\nsentinels = [\"h:26379\"]\n", 3,
+     "replication_groups.g.sentinels", "need master_name"},
+    {"empty master_name",
+     "[replication_groups.g]\nendpoints = [\"h:1\"]\nsentinels = [\"h:2\"]\nmaster_name = \"\"\n",
+     4, "replication_groups.g.master_name", "must not be empty"},
+
+    {"endpoint without port", "[cache_clusters.a]\nendpoint = \"localhost\"\n", 2,
+     "cache_clusters.a.endpoint", "invalid endpoint 'localhost': missing port"},
+    {"endpoint with port 0", "[cache_clusters.a]\nendpoint = \"h:0\"\n", 2,
+     "cache_clusters.a.endpoint", "between 1 and 65535"},
+    {"group endpoint out of range", "[replication_groups.g]\nendpoints = [\"h:1\", \"h:70000\"]\n",
+     2, "replication_groups.g.endpoints[1]", "between 1 and 65535"},
+    {"sentinel without brackets",
+     "[replication_groups.g]\nendpoints = [\"h:1\"]\nsentinels = [\"::1:26379\"]\n"
+     "master_name = \"m\"\n",
+     3, "replication_groups.g.sentinels[0]", "needs brackets"},
+    {"listen without port", "[api]\nlisten = \"127.0.0.1\"\n", 2, "api.listen", "missing port"},
+
+    {"zstd level too high", "[storage]\nlevel = 20\n", 2, "storage.level",
+     "between 1 and 19 for zstd, not 20"},
+    {"zstd level zero", "[storage]\ncompression = \"zstd\"\nlevel = 0\n", 3, "storage.level",
+     "between 1 and 19 for zstd, not 0"},
+    {"lz4 level too high", "[storage]\ncompression = \"lz4\"\nlevel = 13\n", 3, "storage.level",
+     "between 0 and 12 for lz4, not 13"},
+    {"level without compression", "[storage]\nlevel = 3\ncompression = \"none\"\n", 2,
+     "storage.level", "takes no level"},
+    {"unknown compression", "[storage]\ncompression = \"gzip\"\n", 2, "storage.compression",
+     "must be zstd, lz4 or none, not 'gzip'"},
+    {"empty storage path", "[storage]\npath = \"\"\n", 2, "storage.path", "must not be empty"},
+    {"unknown capture mode", "[defaults]\ncapture = \"fork\"\n", 2, "defaults.capture",
+     "must be sync or bgsave-file, not 'fork'"},
+    {"unknown engine", "[defaults]\nengine = \"memcached\"\n", 2, "defaults.engine",
+     "must be redis or valkey"},
+    {"zero connect timeout", "[defaults]\nconnect_timeout_ms = 0\n", 2,
+     "defaults.connect_timeout_ms", "between 1 and"},
+    {"negative transfer timeout",
+     "[cache_clusters.a]\nendpoint = \"h:1\"\ntransfer_timeout_ms = -1\n", 3,
+     "cache_clusters.a.transfer_timeout_ms", "between 0 and"},
+    {"timeout beyond int", "[defaults]\npause_timeout_ms = 99999999999\n", 2,
+     "defaults.pause_timeout_ms", "between 1 and 2147483647"},
+    {"password_env that is not a name", "[defaults]\npassword_env = \"$REDIS_PASSWORD\"\n", 2,
+     "defaults.password_env", "must name an environment variable"},
+    {"empty secret env",
+     "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"\"\n", 3,
+     "api.credentials[0].secret_access_key_env", "must name an environment variable"},
+};
+
+TEST(FleetErrorTest, EachRefusalNamesLineAndKey) {
+  for (const Refusal& refusal : kRefusals) {
+    SCOPED_TRACE(refusal.name);
+    const FleetError error = MustFail(refusal.text);
+    EXPECT_EQ(error.file, kFleetFile.string());
+    EXPECT_EQ(error.line, refusal.line) << error.ToString();
+    EXPECT_GE(error.column, 1) << error.ToString();
+    EXPECT_EQ(error.key, refusal.key) << error.ToString();
+    EXPECT_NE(error.message.find(refusal.message), std::string::npos) << error.ToString();
+  }
+}
+
+TEST(FleetErrorTest, ToStringMatchesCompilerStyle) {
+  const FleetError error =
+      MustFail("[cache_clusters.a]\nendpoint = \"h:1\"\nendpont = \"h:2\"\n", "finalsnap.toml");
+  EXPECT_EQ(error.ToString(),
+            "finalsnap.toml:3:1: key cache_clusters.a.endpont: unknown key (did you mean "
+            "'endpoint'?)");
+  EXPECT_EQ((FleetError{"f.toml", 0, 0, "", "fleet file not found"}).ToString(),
+            "f.toml: fleet file not found");
+  EXPECT_EQ((FleetError{"f.toml", 4, 0, "", "bad"}).ToString(), "f.toml:4: bad");
+}
+
+TEST(FleetErrorTest, ValueErrorsPointAtTheValue) {
+  const FleetError error = MustFail("[storage]\n  level = \"1\"\n");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.column, 11);
+}
+
+TEST(FleetErrorTest, SyntaxErrorUsesTomlPosition) {
+  const FleetError error = MustFail("[storage]\npath = \"unterminated\n");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_GE(error.column, 1);
+  EXPECT_EQ(error.key, "");
+  EXPECT_FALSE(error.message.empty());
+
+  const FleetError redefined = MustFail("[storage]\nlevel = 1\nlevel = 2\n");
+  EXPECT_EQ(redefined.line, 3);
+}
+
+TEST(FleetErrorTest, SecretsInTheWrongPlaceAreNeverEchoed) {
+  const std::string secret = "hunter2-Xq9";
+  const std::string texts[] = {
+      "[cache_clusters.a]\nendpoint = \"h:1\"\npassword = \"" + secret + "\"\n",
+      "[defaults]\npassword_env = \"" + secret + "\"\n",
+      "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"" + secret + "\"\n",
+      "[[api.credentials]]\naccess_key_id = \"A\"\nsecret_access_key_env = \"" + secret + "\"\n",
+      "[cache_clusters.a]\nendpoint = \"admin:" + secret + "@h:6379\"\n",
+  };
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    const FleetError error = MustFail(text);
+    EXPECT_EQ(error.ToString().find(secret), std::string::npos) << error.ToString();
+  }
+}
+
+// --- Files on disk.
+
+TEST(FleetLoadTest, RelativePathsResolveAgainstTheFleetFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "finalsnap.toml";
+  WriteFile(file, R"([storage]
+path = "snaps"
+
+[cache_clusters.a]
+endpoint = "127.0.0.1:6379"
+password_file = "secrets/pw"
+
+[api]
+state = "../elsewhere/state"
+)");
+  auto loaded = LoadFleet(file);
+  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
+  const Fleet& fleet = std::get<Fleet>(loaded);
+  EXPECT_EQ(fleet.file, file);
+  EXPECT_EQ(fleet.storage.path, dir.path() / "snaps");
+  EXPECT_EQ(fleet.cache_clusters.at(0).settings.password_file, dir.path() / "secrets" / "pw");
+  EXPECT_EQ(fleet.api.state, dir.path().parent_path() / "elsewhere" / "state");
+}
+
+TEST(FleetLoadTest, DefaultStoragePathIsBesideTheFleetFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "fleet.toml";
+  WriteFile(file, "");
+  auto loaded = LoadFleet(file);
+  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
+  EXPECT_EQ(std::get<Fleet>(loaded).storage.path, dir.path() / "snapshots");
+}
+
+TEST(FleetLoadTest, ErrorsNameTheFileAsGiven) {
+  TempDir dir;
+  const fs::path file = dir.path() / "finalsnap.toml";
+  WriteFile(file, "[storage]\nlevel = \"1\"\n");
+  auto loaded = LoadFleet(file);
+  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
+  const FleetError& error = std::get<FleetError>(loaded);
+  EXPECT_EQ(error.file, file.string());
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.key, "storage.level");
+}
+
+TEST(FleetLoadTest, MissingFileIsAnError) {
+  TempDir dir;
+  const fs::path file = dir.path() / "nope.toml";
+  auto loaded = LoadFleet(file);
+  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
+  const FleetError& error = std::get<FleetError>(loaded);
+  EXPECT_EQ(error.message, "fleet file not found");
+  EXPECT_EQ(error.file, file.string());
+  EXPECT_EQ(error.line, 0);
+  EXPECT_EQ(error.ToString(), file.string() + ": fleet file not found");
+}
+
+TEST(FleetLoadTest, DirectoryIsAnError) {
+  TempDir dir;
+  auto loaded = LoadFleet(dir.path());
+  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
+  EXPECT_EQ(std::get<FleetError>(loaded).message, "fleet file is a directory");
+}
+
+TEST(FleetLoadTest, DefaultFleetPathPrefersFlagThenEnvironment) {
+  {
+    ScopedEnv env("FINALSNAP_FLEET", "/from/env.toml");
+    EXPECT_EQ(DefaultFleetPath("/from/flag.toml"), fs::path("/from/flag.toml"));
+    EXPECT_EQ(DefaultFleetPath(""), fs::path("/from/env.toml"));
+  }
+  {
+    ScopedEnv env("FINALSNAP_FLEET", "");
+    EXPECT_EQ(DefaultFleetPath(""), fs::path("finalsnap.toml"));
+  }
+  {
+    ScopedEnv env("FINALSNAP_FLEET", nullptr);
+    EXPECT_EQ(DefaultFleetPath(""), fs::path("finalsnap.toml"));
+  }
+}
+
+// --- Secrets.
+
+TEST(FleetSecretTest, NoPasswordConfiguredIsNotAnError) {
+  const ResolvedSecret secret = ResolvePassword(NodeSettings{});
+  EXPECT_TRUE(secret.ok());
+  EXPECT_FALSE(secret.value.has_value());
+}
+
+TEST(FleetSecretTest, PasswordFromEnvironment) {
+  NodeSettings settings;
+  settings.password_env = "FINALSNAP_TEST_REDIS_PASSWORD";
+  {
+    ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", "s3cret value\n");
+    const ResolvedSecret secret = ResolvePassword(settings);
+    ASSERT_TRUE(secret.ok()) << secret.error;
+    // A variable's value is taken exactly as set: only files get their newline removed.
+    EXPECT_EQ(secret.value, "s3cret value\n");
+  }
+  {
+    ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", nullptr);
+    const ResolvedSecret secret = ResolvePassword(settings);
+    EXPECT_FALSE(secret.ok());
+    EXPECT_FALSE(secret.value.has_value());
+    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_REDIS_PASSWORD is not set");
+  }
+  {
+    ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", "");
+    const ResolvedSecret secret = ResolvePassword(settings);
+    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_REDIS_PASSWORD is empty");
+  }
+}
+
+TEST(FleetSecretTest, PasswordFromFile) {
+  TempDir dir;
+  NodeSettings settings;
+  struct Case {
+    std::string_view contents;
+    std::string_view password;
+  };
+  const Case cases[] = {
+      {"s3cret", "s3cret"},
+      {"s3cret\n", "s3cret"},
+      {"s3cret\r\n", "s3cret"},
+      // Only one newline is the editor's; the rest belongs to the password.
+      {"s3cret\n\n", "s3cret\n"},
+      {" spaced ", " spaced "},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.contents);
+    settings.password_file = dir.path() / "pw";
+    WriteFile(settings.password_file, c.contents);
+    const ResolvedSecret secret = ResolvePassword(settings);
+    ASSERT_TRUE(secret.ok()) << secret.error;
+    EXPECT_EQ(secret.value, c.password);
+  }
+}
+
+TEST(FleetSecretTest, PasswordFileErrorsNameTheFileNotTheValue) {
+  TempDir dir;
+  NodeSettings settings;
+
+  settings.password_file = dir.path() / "missing";
+  ResolvedSecret secret = ResolvePassword(settings);
+  EXPECT_FALSE(secret.ok());
+  EXPECT_NE(secret.error.find(settings.password_file.string()), std::string::npos) << secret.error;
+  EXPECT_NE(secret.error.find("No such file"), std::string::npos) << secret.error;
+
+  settings.password_file = dir.path() / "empty";
+  WriteFile(settings.password_file, "\n");
+  secret = ResolvePassword(settings);
+  EXPECT_EQ(secret.error, "password file " + settings.password_file.string() + " is empty");
+
+  settings.password_file = dir.path();
+  secret = ResolvePassword(settings);
+  EXPECT_NE(secret.error.find("is a directory"), std::string::npos) << secret.error;
+
+  // A file too large to be a password (the wrong file) is refused without quoting it.
+  const std::string marker = "hunter2-Xq9";
+  std::string big = marker;
+  big.resize(70 << 10, 'x');
+  settings.password_file = dir.path() / "big";
+  WriteFile(settings.password_file, big);
+  secret = ResolvePassword(settings);
+  EXPECT_FALSE(secret.ok());
+  EXPECT_FALSE(secret.value.has_value());
+  EXPECT_NE(secret.error.find("larger than 64 KiB"), std::string::npos) << secret.error;
+  EXPECT_EQ(secret.error.find(marker), std::string::npos);
+}
+
+TEST(FleetSecretTest, ApiSecretFromEnvironmentAndFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "fleet.toml";
+  WriteFile(dir.path() / "api.secret", "file-secret\n");
+  WriteFile(file, R"([[api.credentials]]
+access_key_id = "AKIAENV"
+secret_access_key_env = "FINALSNAP_TEST_API_SECRET"
+
+[[api.credentials]]
+access_key_id = "AKIAFILE"
+secret_access_key_file = "api.secret"
+)");
+  auto loaded = LoadFleet(file);
+  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
+  const Fleet& fleet = std::get<Fleet>(loaded);
+  ASSERT_EQ(fleet.api.credentials.size(), 2u);
+
+  {
+    ScopedEnv env("FINALSNAP_TEST_API_SECRET", "env-secret");
+    const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
+    ASSERT_TRUE(secret.ok()) << secret.error;
+    EXPECT_EQ(secret.value, "env-secret");
+  }
+  {
+    ScopedEnv env("FINALSNAP_TEST_API_SECRET", nullptr);
+    const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
+    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_API_SECRET is not set");
+  }
+  const ResolvedSecret from_file = ResolveApiSecret(fleet.api.credentials[1]);
+  ASSERT_TRUE(from_file.ok()) << from_file.error;
+  EXPECT_EQ(from_file.value, "file-secret");
+
+  // A credential built by hand without a source is an error, not an empty secret.
+  ApiCredential bare;
+  bare.access_key_id = "AKIABARE";
+  const ResolvedSecret none = ResolveApiSecret(bare);
+  EXPECT_FALSE(none.ok());
+  EXPECT_NE(none.error.find("AKIABARE"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace finalsnap
