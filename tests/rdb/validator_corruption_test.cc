@@ -101,6 +101,10 @@ TEST(ValidatorCorruption, StructureCatchesFlipsWhenChecksumsAreOff) {
   ExpectError(bad, Errc::kCorrupt, type_at, "unknown record type 31");
 
   bad = good;
+  bad[type_at] = 8;  // a type number Redis never assigned
+  ExpectError(bad, Errc::kCorrupt, type_at, "unknown record type 8");
+
+  bad = good;
   bad[type_at] = rdb::type::kSetListpack;  // type 20 cannot appear in RDB 10
   ExpectError(bad, Errc::kCorrupt, type_at, "cannot appear in an RDB version 10");
 
@@ -178,7 +182,7 @@ TEST(ValidatorCorruption, BytesAfterTheEndAreRefused) {
   std::vector<uint8_t> data = Fixture("redis-7.0.15-default.rdb");
   const size_t end = data.size();
   data.push_back('\n');
-  ExpectError(data, Errc::kCorrupt, end, "bytes after the end");
+  ExpectError(data, Errc::kCorrupt, end, "data after the end");
 }
 
 TEST(ValidatorCorruption, ErrorsAreSticky) {
