@@ -1,0 +1,97 @@
+// The engine's operations, as the CLI and the API server call them: ElastiCache's
+// delete-cache-cluster (with or without a final snapshot), create-snapshot, describe-cache-clusters
+// and restore, for self-hosted nodes named in a fleet file.
+//
+// Each operation runs its gates in order (DESIGN.md, "Gates") on its own libuv loop and returns
+// every verdict with its evidence. A destroy happens only when every earlier gate passed; any
+// refusal unpauses the node, restores what the operation changed on it, removes the partial
+// snapshot and names the gate that refused.
+//
+// Start reading at DeleteCacheCluster; engine/operations.cc is its implementation.
+#ifndef FINALSNAP_ENGINE_H_
+#define FINALSNAP_ENGINE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "finalsnap/fleet.h"
+#include "finalsnap/storage.h"
+
+namespace finalsnap {
+
+// Transfer progress, reported on the operation's thread while a capture runs.
+struct TransferProgress {
+  uint64_t bytes = 0;          // RDB bytes received and validated so far
+  uint64_t expected = 0;       // the node's used_memory: a rough size of the RDB, for an ETA
+  double seconds = 0;          // since the transfer began
+};
+
+struct OperationOptions {
+  bool dry_run = false;  // run the preflight gates and say what would be done; change nothing
+  std::function<void(const TransferProgress&)> progress;
+};
+
+// ElastiCache's CacheCluster, as far as a self-hosted node has the fields.
+struct CacheClusterInfo {
+  std::string cache_cluster_id;
+  std::string status;  // "available", "deleting", "deleted", "snapshotting", "unreachable"
+  std::string engine;
+  std::string engine_version;
+  std::string endpoint;  // host:port
+  std::string role;      // "master" / "slave"
+  std::string capture;   // "sync" / "bgsave-file"
+  uint64_t used_memory = 0;
+  std::optional<std::string> error;  // why it is unreachable
+};
+
+struct OperationResult {
+  bool ok = false;
+  // On refusal: ElastiCache's fault name (CacheClusterNotFound, SnapshotAlreadyExistsFault,
+  // InvalidCacheClusterState, InvalidParameterValue, InvalidSnapshotState, ...), the message,
+  // and the gate that refused (empty when nothing got as far as a gate).
+  std::string fault;
+  std::string message;
+  std::string failed_gate;
+  std::vector<GateVerdict> gates;
+  CacheClusterInfo cluster;
+  std::optional<Snapshot> snapshot;  // the stored snapshot's manifest, when one was taken
+  // What the operation changed on the node and put back, or could not put back.
+  std::vector<std::string> notes;
+  std::vector<std::string> plan;  // dry run: the steps it would take
+  double seconds = 0;
+};
+
+// Takes the final snapshot (when `final_snapshot` is set), proves it, and shuts the node down.
+OperationResult DeleteCacheCluster(const Fleet& fleet, std::string_view cache_cluster_id,
+                                   const std::optional<std::string>& final_snapshot,
+                                   const OperationOptions& options = {});
+
+// The same capture with no destroy: the node keeps running, with everything the operation
+// changed on it put back. Writes stall only until the server has forked.
+OperationResult CreateSnapshot(const Fleet& fleet, std::string_view cache_cluster_id,
+                               const std::string& snapshot_name,
+                               const OperationOptions& options = {});
+
+// The live state of the fleet's cache clusters (all, or the one named).
+std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
+                                                    std::optional<std::string_view> id);
+
+// Writes each shard's RDB of snapshot `name`, decompressed and validated on the way, as
+// `<target>/dump.rdb` (one shard) or `<target>/<NodeGroupId>/dump.rdb` (several), ready for
+// redis-server. Refuses to overwrite an existing dump.rdb.
+struct RestoreResult {
+  Status status;
+  std::vector<std::filesystem::path> files;
+  uint64_t rdb_bytes = 0;
+};
+RestoreResult RestoreSnapshot(const SnapshotStore& store, std::string_view name,
+                              const std::filesystem::path& target_dir);
+
+}  // namespace finalsnap
+
+#endif  // FINALSNAP_ENGINE_H_
