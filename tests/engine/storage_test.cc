@@ -1,0 +1,864 @@
+// Tests for the snapshot store (storage.h): name rules, manifest JSON, the layout and modes on
+// disk, in-flight and abandoned snapshots, the durable commit, delete, and the readback gate.
+//
+// Readback runs on a real RDB written by redis-server 7.0.15 (the shared fixtures) and on a copy
+// compressed by the real `zstd` program. The tests run as root in CI, where permission bits do
+// not stop a write, so "not writable" is simulated with a root path that is (or is under) a
+// regular file; a chmod-based case runs only when the tests are not root.
+#include "finalsnap/storage.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "finalsnap/verify.h"
+#include "support/process.h"
+
+namespace finalsnap {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kFixture =
+    FINALSNAP_SOURCE_DIR "/../shared/fixtures/rdb/redis-7.0.15-default.rdb";
+
+std::vector<uint8_t> ReadBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// Writes all of `bytes` to a descriptor handed out by SnapshotWriter::CreateFile.
+void WriteFd(int fd, const std::vector<uint8_t>& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ASSERT_GT(n, 0) << "write failed";
+    done += static_cast<size_t>(n);
+  }
+}
+
+unsigned Mode(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+// The entries of a directory, by name, sorted.
+std::vector<std::string> Entries(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The entries that are snapshots or pieces of one: everything but the store's .lock file.
+std::vector<std::string> SnapshotEntries(const fs::path& dir) {
+  std::vector<std::string> names = Entries(dir);
+  std::erase(names, ".lock");
+  return names;
+}
+
+// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/finalsnap-storage-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+SnapshotStore OpenStore(const fs::path& root) {
+  auto opened = SnapshotStore::Open(root);
+  if (auto* error = std::get_if<std::string>(&opened)) throw std::runtime_error(*error);
+  return std::get<SnapshotStore>(std::move(opened));
+}
+
+std::unique_ptr<SnapshotWriter> BeginOrDie(SnapshotStore& store, const Snapshot& initial) {
+  auto begun = store.Begin(initial);
+  if (auto* error = std::get_if<std::string>(&begun)) throw std::runtime_error(*error);
+  return std::get<std::unique_ptr<SnapshotWriter>>(std::move(begun));
+}
+
+Snapshot Initial(const std::string& name) {
+  Snapshot s;
+  s.snapshot_name = name;
+  s.cache_cluster_id = "myRedisCluster";
+  s.engine = "redis";
+  s.engine_version = "7.0.15";
+  s.num_node_groups = 1;
+  s.final_snapshot_of = "delete-cache-cluster";
+  return s;
+}
+
+// A NodeSnapshot describing `stored` as the pipeline would: the numbers come from verifying it.
+NodeSnapshot NodeFor(const fs::path& stored, const std::string& file, const std::string& group) {
+  const FileVerification v = VerifyFile(stored.string());
+  EXPECT_TRUE(v.ok()) << stored << ": " << v.io_error
+                      << (v.rdb_error ? v.rdb_error->ToString() : "");
+  NodeSnapshot node;
+  node.node_group_id = group;
+  node.cache_node_id = "0001";
+  node.cache_cluster_id = "myRedisCluster";
+  node.source_endpoint = "127.0.0.1:6379";
+  node.cache_size = uint64_t{3} << 20;
+  node.snapshot_create_time = "2026-11-25T01:02:03.456Z";
+  node.file = file;
+  node.compression = v.compression;
+  node.compression_level = v.compression == Compression::kNone ? 0 : 3;
+  node.stored_bytes = v.stored_bytes;
+  node.rdb_bytes = v.report.bytes;
+  node.rdb_version = v.report.rdb_version;
+  node.crc64 = v.report.computed_crc;
+  node.keyspace = v.report.databases;
+  node.repl_id = "8c5b3d8a4ee7c5a3b4b8e2f9d1c0a7b6e5f4d3c2";
+  node.repl_offset = 12345;
+  return node;
+}
+
+// ---- Names ----
+
+TEST(StorageNameTest, AcceptsElastiCacheNames) {
+  for (const std::string& name :
+       std::vector<std::string>{"a", "Z", "bkup-20150515-final", "myReplGroup-final-1", "A1-b2-C3",
+                                std::string(255, 'x')}) {
+    EXPECT_EQ(CheckSnapshotName(name), "") << name;
+  }
+}
+
+TEST(StorageNameTest, RefusesUnsafeOrNonElastiCacheNames) {
+  const std::string with_nul("ab\0cd", 5);
+  for (const std::string& name :
+       {std::string(), std::string("."), std::string(".."), std::string(".hidden"),
+        std::string("../x"), std::string("a/b"), std::string("/abs"), with_nul,
+        std::string(256, 'x'), std::string("1backup"), std::string("-x"), std::string("a--b"),
+        std::string("a-"), std::string("a_b"), std::string("a.b"), std::string("a b"),
+        std::string("caf\xc3\xa9"), std::string("a\\b")}) {
+    EXPECT_NE(CheckSnapshotName(name), "") << "accepted: '" << name << "'";
+  }
+  EXPECT_NE(CheckSnapshotName(std::string(256, 'x')).find("255"), std::string::npos);
+}
+
+// ---- Manifest JSON ----
+
+Snapshot FullSnapshot() {
+  Snapshot s = Initial("bkup-20150515-final");
+  s.snapshot_status = "available";
+  s.cache_cluster_id.clear();
+  s.replication_group_id = "myReplGroup";
+  s.num_node_groups = 2;
+  s.final_snapshot_of = "delete-replication-group";
+  for (int i = 1; i <= 2; ++i) {
+    NodeSnapshot node;
+    node.node_group_id = "000" + std::to_string(i);
+    node.cache_node_id = node.node_group_id + "-001";
+    node.cache_cluster_id = "myReplGroup-000" + std::to_string(i) + "-001";
+    node.source_endpoint = "10.0.0." + std::to_string(i) + ":7000";
+    node.cache_size = (uint64_t{5} << 20) + 17;
+    node.snapshot_create_time = "2026-11-25T01:02:03.456Z";
+    node.slots = i == 1 ? std::vector<std::pair<int, int>>{{0, 5460}, {10923, 10923}}
+                        : std::vector<std::pair<int, int>>{{5461, 10922}, {10924, 16383}};
+    node.file = node.node_group_id + ".rdb.zst";
+    node.compression = Compression::kZstd;
+    node.compression_level = 3;
+    node.stored_bytes = 1000 + static_cast<uint64_t>(i);
+    node.rdb_bytes = 4000;
+    node.rdb_version = 10;
+    node.crc64 = 0x00ab00cd00ef0012ULL * static_cast<uint64_t>(i);
+    node.keyspace[0] = {519, 502};
+    node.keyspace[15] = {1000, 0};
+    node.repl_id = "abc";
+    if (i == 1) node.repl_offset = uint64_t{1} << 40;
+    s.node_snapshots.push_back(node);
+  }
+  GateVerdict durable;
+  durable.gate = "durable";
+  durable.phase = "store";
+  durable.passed = true;
+  durable.evidence = "fsynced 2 files";
+  durable.at_ms = 1234.5;
+  GateVerdict paused;
+  paused.gate = "writes-paused";
+  paused.phase = "quiesce";
+  paused.passed = true;
+  paused.evidence = "CLIENT PAUSE WRITE";
+  paused.node = "10.0.0.1:7000";
+  paused.at_ms = 0.25;
+  s.gates = {paused, durable};
+  return s;
+}
+
+TEST(StorageJsonTest, RoundTripsEveryField) {
+  const Snapshot original = FullSnapshot();
+  const std::string text = SnapshotToJson(original);
+  std::string error;
+  const std::optional<Snapshot> back = SnapshotFromJson(text, &error);
+  ASSERT_TRUE(back.has_value()) << error << "\n" << text;
+  EXPECT_EQ(*back, original) << text;
+  // And once more, so that what we read is also what we write.
+  EXPECT_EQ(SnapshotToJson(*back), text);
+}
+
+TEST(StorageJsonTest, UsesElastiCacheFieldNames) {
+  const nlohmann::json j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  EXPECT_EQ(j["SnapshotName"], "bkup-20150515-final");
+  EXPECT_EQ(j["SnapshotStatus"], "available");
+  EXPECT_EQ(j["SnapshotSource"], "manual");
+  EXPECT_EQ(j["ReplicationGroupId"], "myReplGroup");
+  EXPECT_FALSE(j.contains("CacheClusterId"));  // empty, so left out as ElastiCache does
+  EXPECT_EQ(j["Engine"], "redis");
+  EXPECT_EQ(j["EngineVersion"], "7.0.15");
+  EXPECT_EQ(j["NumNodeGroups"], 2);
+  const nlohmann::json& node = j["NodeSnapshots"][0];
+  EXPECT_EQ(node["NodeGroupId"], "0001");
+  EXPECT_EQ(node["CacheNodeId"], "0001-001");
+  EXPECT_EQ(node["CacheClusterId"], "myReplGroup-0001-001");
+  EXPECT_EQ(node["CacheSize"], "5 MB");
+  EXPECT_EQ(node["SnapshotCreateTime"], "2026-11-25T01:02:03.456Z");
+  EXPECT_EQ(node["NodeGroupConfiguration"]["Slots"], "0-5460,10923");
+  EXPECT_EQ(node["File"], "0001.rdb.zst");
+  EXPECT_EQ(node["Compression"], "zstd");
+  EXPECT_EQ(node["Crc64"], "00ab00cd00ef0012");
+  EXPECT_EQ(node["Keyspace"][0], nlohmann::json({{"Db", 0}, {"Keys", 519}, {"Expires", 502}}));
+  EXPECT_EQ(j["Gates"][0]["Gate"], "writes-paused");
+  EXPECT_EQ(j["Gates"][0]["Node"], "10.0.0.1:7000");
+  EXPECT_FALSE(j["Gates"][1].contains("Node"));
+  EXPECT_EQ(j["Gates"][1]["Passed"], true);
+}
+
+TEST(StorageJsonTest, RefusesBadManifestsWithTheField) {
+  std::string error;
+  EXPECT_FALSE(SnapshotFromJson("{", &error).has_value());
+  EXPECT_NE(error.find("parse error"), std::string::npos) << error;
+
+  EXPECT_FALSE(SnapshotFromJson(R"({"SnapshotStatus": "available"})", &error).has_value());
+  EXPECT_NE(error.find("SnapshotName"), std::string::npos) << error;
+
+  nlohmann::json j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  j["NodeSnapshots"][1]["Crc64"] = "12345";
+  EXPECT_FALSE(SnapshotFromJson(j.dump(), &error).has_value());
+  EXPECT_EQ(error, "NodeSnapshots[1].Crc64: expected 16 hex digits");
+
+  j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  j["NodeSnapshots"][0]["Compression"] = "brotli";
+  EXPECT_FALSE(SnapshotFromJson(j.dump(), &error).has_value());
+  EXPECT_NE(error.find("NodeSnapshots[0].Compression"), std::string::npos) << error;
+
+  j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  j["NodeSnapshots"][0]["NodeGroupConfiguration"]["Slots"] = "0-16384";
+  EXPECT_FALSE(SnapshotFromJson(j.dump(), &error).has_value());
+  EXPECT_NE(error.find("Slots"), std::string::npos) << error;
+
+  j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  j["ManifestVersion"] = 2;
+  EXPECT_FALSE(SnapshotFromJson(j.dump(), &error).has_value());
+  EXPECT_NE(error.find("newer finalsnap"), std::string::npos) << error;
+}
+
+TEST(StorageJsonTest, CacheSizeAndTimeStrings) {
+  EXPECT_EQ(CacheSizeString(0), "0 MB");
+  EXPECT_EQ(CacheSizeString((uint64_t{1} << 20) - 1), "0 MB");
+  EXPECT_EQ(CacheSizeString((uint64_t{512} << 20) + 5), "512 MB");
+  const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1795568523456));
+  EXPECT_EQ(SnapshotTimeString(t), "2026-11-25T01:02:03.456Z");
+
+  // A hand-written manifest with only ElastiCache's string form still reads.
+  nlohmann::json j = nlohmann::json::parse(SnapshotToJson(FullSnapshot()));
+  j["NodeSnapshots"][0].erase("CacheSizeBytes");
+  std::string error;
+  const std::optional<Snapshot> s = SnapshotFromJson(j.dump(), &error);
+  ASSERT_TRUE(s.has_value()) << error;
+  EXPECT_EQ(s->node_snapshots[0].cache_size, uint64_t{5} << 20);
+}
+
+// ---- The store ----
+
+TEST(StorageStoreTest, OpenCreatesTheRoot0700) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "a" / "b" / "snapshots";
+  SnapshotStore store = OpenStore(root);
+  EXPECT_EQ(store.root(), root);
+  EXPECT_TRUE(fs::is_directory(root));
+  EXPECT_EQ(Mode(root), 0700u);
+  EXPECT_TRUE(store.CheckWritable().ok());
+  EXPECT_GT(store.FreeBytes(), 0u);
+  EXPECT_TRUE(store.List().empty());
+  // The probe file is gone again.
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+  // An existing root keeps its mode: it is the operator's directory.
+  fs::permissions(root, fs::perms(0750));
+  SnapshotStore again = OpenStore(root);
+  EXPECT_EQ(Mode(root), 0750u);
+}
+
+TEST(StorageStoreTest, NotAWritableDirectory) {
+  TempDir tmp;
+  const fs::path file = tmp.path() / "plain-file";
+  WriteText(file, "not a directory");
+
+  // The root is a regular file.
+  auto opened = SnapshotStore::Open(file);
+  ASSERT_TRUE(std::holds_alternative<std::string>(opened));
+  EXPECT_NE(std::get<std::string>(opened).find("not a directory"), std::string::npos)
+      << std::get<std::string>(opened);
+  // The root would have to be created under a regular file.
+  opened = SnapshotStore::Open(file / "snapshots");
+  ASSERT_TRUE(std::holds_alternative<std::string>(opened));
+  EXPECT_NE(std::get<std::string>(opened).find("plain-file"), std::string::npos)
+      << std::get<std::string>(opened);
+  // Read-only access never creates anything.
+  opened = SnapshotStore::Open(tmp.path() / "missing", SnapshotStore::Access::kReadOnly);
+  ASSERT_TRUE(std::holds_alternative<std::string>(opened));
+  EXPECT_FALSE(fs::exists(tmp.path() / "missing"));
+
+  // The root stops being a writable directory after Open: CheckWritable notices.
+  const fs::path root = tmp.path() / "snapshots";
+  SnapshotStore store = OpenStore(root);
+  fs::remove_all(root);
+  WriteText(root, "replaced by a file");
+  const Status status = store.CheckWritable();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("not writable"), std::string::npos) << status.message();
+
+  // A read-only store refuses to write.
+  fs::remove(root);
+  fs::create_directory(root);
+  auto read_only = SnapshotStore::Open(root, SnapshotStore::Access::kReadOnly);
+  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(read_only));
+  SnapshotStore& ro = std::get<SnapshotStore>(read_only);
+  EXPECT_FALSE(ro.CheckWritable().ok());
+  EXPECT_TRUE(std::holds_alternative<std::string>(ro.Begin(Initial("bkup"))));
+
+  // Permission bits only stop someone who is not root.
+  if (::geteuid() != 0) {
+    fs::permissions(root, fs::perms(0500));
+    auto denied = SnapshotStore::Open(root);
+    EXPECT_TRUE(std::holds_alternative<std::string>(denied));
+    fs::permissions(root, fs::perms(0700));
+  }
+}
+
+TEST(StorageStoreTest, CommitMakesTheSnapshotAvailable) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "snapshots";
+  SnapshotStore store = OpenStore(root);
+  auto writer = BeginOrDie(store, Initial("bkup-20150515-final"));
+
+  // While it is written: a partial directory, 0700, with a "creating" manifest.
+  const fs::path partial = writer->dir();
+  EXPECT_EQ(partial.parent_path(), root);
+  EXPECT_TRUE(partial.filename().string().starts_with(".partial-bkup-20150515-final-" +
+                                                      std::to_string(::getpid()) + "-"))
+      << partial;
+  EXPECT_EQ(Mode(partial), 0700u);
+  std::string error;
+  const std::vector<uint8_t> manifest_bytes = ReadBytes(partial / "manifest.json");
+  std::optional<Snapshot> creating =
+      SnapshotFromJson(std::string(manifest_bytes.begin(), manifest_bytes.end()), &error);
+  ASSERT_TRUE(creating.has_value()) << error;
+  EXPECT_EQ(creating->snapshot_status, "creating");
+
+  const std::vector<uint8_t> fixture = ReadBytes(kFixture);
+  ASSERT_FALSE(fixture.empty()) << kFixture;
+  auto fd = writer->CreateFile("0001.rdb");
+  ASSERT_TRUE(std::holds_alternative<int>(fd)) << std::get<std::string>(fd);
+  WriteFd(std::get<int>(fd), fixture);
+  EXPECT_EQ(Mode(partial / "0001.rdb"), 0600u);
+  // The same file twice, and names that are not plain, are refused.
+  EXPECT_TRUE(std::holds_alternative<std::string>(writer->CreateFile("0001.rdb")));
+  EXPECT_TRUE(std::holds_alternative<std::string>(writer->CreateFile("../0002.rdb")));
+  EXPECT_TRUE(std::holds_alternative<std::string>(writer->CreateFile("manifest.json")));
+
+  Snapshot final_manifest = Initial("bkup-20150515-final");
+  NodeSnapshot node = NodeFor(partial / "0001.rdb", "0001.rdb", "0001");
+  node.stored_bytes = 0;  // left for Commit to fill in
+  final_manifest.node_snapshots.push_back(node);
+  std::string evidence;
+  const Status committed = writer->Commit(final_manifest, &evidence);
+  ASSERT_TRUE(committed.ok()) << committed.message();
+  EXPECT_EQ(evidence, "fsynced 1 file (" + std::to_string(fixture.size()) +
+                          " bytes), manifest, dir; renamed " + partial.filename().string() +
+                          " -> bkup-20150515-final; fsynced root");
+  EXPECT_EQ(final_manifest.snapshot_status, "available");
+  EXPECT_EQ(final_manifest.node_snapshots[0].stored_bytes, fixture.size());
+  EXPECT_TRUE(writer->committed());
+
+  // On disk: only the snapshot's own directory, 0700, with files 0600.
+  const fs::path dir = root / "bkup-20150515-final";
+  EXPECT_EQ(writer->dir(), dir);
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{"bkup-20150515-final"});
+  EXPECT_EQ(Entries(dir), (std::vector<std::string>{"0001.rdb", "manifest.json"}));
+  EXPECT_EQ(Mode(dir), 0700u);
+  EXPECT_EQ(Mode(dir / "0001.rdb"), 0600u);
+  EXPECT_EQ(Mode(dir / "manifest.json"), 0600u);
+  EXPECT_EQ(ReadBytes(dir / "0001.rdb"), fixture);
+
+  const std::optional<Snapshot> described = store.Describe("BKUP-20150515-final");
+  ASSERT_TRUE(described.has_value());
+  EXPECT_EQ(*described, final_manifest);
+  EXPECT_EQ(described->snapshot_status, "available");
+  EXPECT_EQ(described->final_snapshot_of, "delete-cache-cluster");
+  const NodeSnapshot& stored = described->node_snapshots.at(0);
+  EXPECT_EQ(stored.file, "0001.rdb");
+  EXPECT_EQ(stored.compression, Compression::kNone);
+  EXPECT_EQ(stored.stored_bytes, fixture.size());
+  EXPECT_EQ(stored.rdb_bytes, fixture.size());
+  EXPECT_EQ(stored.rdb_version, 10);  // redis 7.0
+  // The fixture's own INFO keyspace at save time (redis-7.0.15.json).
+  const std::map<uint64_t, rdb::DbCounts> expected{{0, {519, 502}}, {3, {2, 0}}, {15, {1000, 0}}};
+  EXPECT_EQ(stored.keyspace, expected);
+
+  // A committed writer ignores Abort and its destructor leaves the snapshot alone.
+  writer->Abort();
+  writer.reset();
+  EXPECT_TRUE(fs::exists(dir / "0001.rdb"));
+  EXPECT_TRUE(store.Exists("bkup-20150515-final"));
+}
+
+TEST(StorageStoreTest, ExistsIsCaseInsensitiveAndCoversInFlightSnapshots) {
+  TempDir tmp;
+  SnapshotStore store = OpenStore(tmp.path() / "s");
+  EXPECT_FALSE(store.Exists("Bkup"));
+  auto writer = BeginOrDie(store, Initial("Bkup"));
+  EXPECT_TRUE(store.Exists("Bkup"));
+  EXPECT_TRUE(store.Exists("bkup"));
+  EXPECT_TRUE(store.Exists("BKUP"));
+  EXPECT_FALSE(store.Exists("bkup2"));
+  // A second writer for the same name, in any case, is refused while the first one writes.
+  auto second = store.Begin(Initial("bKUP"));
+  ASSERT_TRUE(std::holds_alternative<std::string>(second));
+  EXPECT_NE(std::get<std::string>(second).find("already being created"), std::string::npos)
+      << std::get<std::string>(second);
+  // So is one from a second store object on the same root (its own lock file description).
+  SnapshotStore other = OpenStore(tmp.path() / "s");
+  EXPECT_TRUE(other.Exists("bkup"));
+  EXPECT_TRUE(std::holds_alternative<std::string>(other.Begin(Initial("bkup"))));
+
+  std::vector<Snapshot> listed = store.List();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].snapshot_name, "Bkup");
+  EXPECT_EQ(listed[0].snapshot_status, "creating");
+  ASSERT_TRUE(store.Describe("bkup").has_value());
+  EXPECT_EQ(store.Describe("bkup")->snapshot_status, "creating");
+
+  Snapshot final_manifest = Initial("Bkup");
+  ASSERT_TRUE(writer->Commit(final_manifest, nullptr).ok());
+  EXPECT_TRUE(store.Exists("bkup"));
+  auto after = store.Begin(Initial("BKUP"));
+  ASSERT_TRUE(std::holds_alternative<std::string>(after));
+  EXPECT_NE(std::get<std::string>(after).find("'Bkup' already exists"), std::string::npos)
+      << std::get<std::string>(after);
+  // Invalid names are refused by Begin with the rule that failed.
+  auto invalid = store.Begin(Initial("../etc"));
+  ASSERT_TRUE(std::holds_alternative<std::string>(invalid));
+  EXPECT_NE(std::get<std::string>(invalid).find("invalid snapshot name"), std::string::npos);
+}
+
+TEST(StorageStoreTest, ListSortsAndNeverShowsAPartialAsAvailable) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  for (const std::string& name : {std::string("charlie"), std::string("Alpha")}) {
+    auto writer = BeginOrDie(store, Initial(name));
+    Snapshot m = Initial(name);
+    ASSERT_TRUE(writer->Commit(m, nullptr).ok());
+  }
+  auto in_flight = BeginOrDie(store, Initial("bravo"));
+
+  // A writer caught between writing its final manifest and the rename: the manifest inside
+  // already says "available", and the writer still holds its lock.
+  Snapshot almost = Initial("delta");
+  almost.snapshot_status = "available";
+  const fs::path live =
+      root / (".partial-delta-" + std::to_string(::getpid()) + "-00000000000000aa");
+  fs::create_directory(live);
+  WriteText(live / "manifest.json", SnapshotToJson(almost));
+  const int live_fd = ::open(live.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(live_fd, 0);
+  ASSERT_EQ(::flock(live_fd, LOCK_EX), 0);
+
+  // A committed directory whose manifest is unreadable shows as failed, so it can be deleted.
+  fs::create_directory(root / "echo");
+  WriteText(root / "echo" / "manifest.json", "{ not json");
+  // Things in the root that are not snapshots are ignored.
+  fs::create_directory(root / "not_a_snapshot_name");
+  WriteText(root / "stray-file", "x");
+
+  std::vector<std::string> names;
+  std::vector<std::string> statuses;
+  for (const Snapshot& s : store.List()) {
+    names.push_back(s.snapshot_name);
+    statuses.push_back(s.snapshot_status);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"Alpha", "bravo", "charlie", "delta", "echo"}));
+  EXPECT_EQ(statuses,
+            (std::vector<std::string>{"available", "creating", "available", "creating", "failed"}));
+  EXPECT_EQ(store.Describe("delta")->snapshot_status, "creating");
+
+  // Once that writer is gone (its lock released, as when a process dies), the partial is
+  // abandoned: not listed, not taken, and swept.
+  ::close(live_fd);
+  names.clear();
+  for (const Snapshot& s : store.List()) names.push_back(s.snapshot_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"Alpha", "bravo", "charlie", "echo"}));
+  EXPECT_FALSE(store.Exists("delta"));
+  EXPECT_FALSE(store.Describe("delta").has_value());
+  auto swept = store.SweepAbandonedPartials();
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(swept));
+  EXPECT_EQ(std::get<std::vector<std::string>>(swept),
+            std::vector<std::string>{live.filename().string()});
+  EXPECT_FALSE(fs::exists(live));
+  // The live writer's partial directory survives the sweep.
+  EXPECT_TRUE(fs::exists(in_flight->dir()));
+  EXPECT_TRUE(store.Exists("bravo"));
+}
+
+TEST(StorageStoreTest, AbortAndDestructorRemoveEverything) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  {
+    auto writer = BeginOrDie(store, Initial("aborted"));
+    auto fd = writer->CreateFile("0001.rdb.zst");
+    ASSERT_TRUE(std::holds_alternative<int>(fd));
+    WriteFd(std::get<int>(fd), std::vector<uint8_t>(4096, 7));
+    writer->Abort();
+    EXPECT_FALSE(fs::exists(writer->dir()));
+    writer->Abort();  // idempotent
+    EXPECT_TRUE(std::holds_alternative<std::string>(writer->CreateFile("0002.rdb")));
+    Snapshot m = Initial("aborted");
+    EXPECT_FALSE(writer->Commit(m, nullptr).ok());
+  }
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+  EXPECT_FALSE(store.Exists("aborted"));
+  {
+    auto writer = BeginOrDie(store, Initial("dropped"));
+    auto fd = writer->CreateFile("0001.rdb");
+    ASSERT_TRUE(std::holds_alternative<int>(fd));
+    WriteFd(std::get<int>(fd), std::vector<uint8_t>(100, 1));
+  }  // destroyed without Commit
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+  EXPECT_FALSE(store.Exists("dropped"));
+  EXPECT_TRUE(store.List().empty());
+}
+
+TEST(StorageStoreTest, CommitRefusesANameThatAppearedMeanwhile) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  auto writer = BeginOrDie(store, Initial("bkup"));
+  auto fd = writer->CreateFile("0001.rdb");
+  ASSERT_TRUE(std::holds_alternative<int>(fd));
+  WriteFd(std::get<int>(fd), ReadBytes(kFixture));
+  // Someone makes the directory by hand, with a different case, while the snapshot is written.
+  fs::create_directory(root / "BKUP");
+  Snapshot m = Initial("bkup");
+  m.node_snapshots.push_back(NodeFor(writer->dir() / "0001.rdb", "0001.rdb", "0001"));
+  const Status status = writer->Commit(m, nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("'BKUP' appeared"), std::string::npos) << status.message();
+  // Nothing of ours is left; theirs is untouched.
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{"BKUP"});
+  EXPECT_TRUE(fs::is_empty(root / "BKUP"));
+  EXPECT_EQ(m.snapshot_status, "creating");  // the caller's manifest was not marked available
+}
+
+TEST(StorageStoreTest, CommitRequiresTheManifestToMatchTheFiles) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  {
+    // A file written but not in the manifest.
+    auto writer = BeginOrDie(store, Initial("orphan"));
+    ASSERT_TRUE(std::holds_alternative<int>(writer->CreateFile("0001.rdb")));
+    Snapshot m = Initial("orphan");
+    const Status status = writer->Commit(m, nullptr);
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("no NodeSnapshot names it"), std::string::npos)
+        << status.message();
+  }
+  {
+    // A manifest entry for a file that was never written.
+    auto writer = BeginOrDie(store, Initial("ghost"));
+    Snapshot m = Initial("ghost");
+    NodeSnapshot node;
+    node.node_group_id = "0001";
+    node.file = "0001.rdb";
+    m.node_snapshots.push_back(node);
+    const Status status = writer->Commit(m, nullptr);
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("which was not created"), std::string::npos)
+        << status.message();
+  }
+  {
+    // A stored size that disagrees with the file.
+    auto writer = BeginOrDie(store, Initial("short"));
+    auto fd = writer->CreateFile("0001.rdb");
+    ASSERT_TRUE(std::holds_alternative<int>(fd));
+    WriteFd(std::get<int>(fd), std::vector<uint8_t>(10, 0));
+    Snapshot m = Initial("short");
+    NodeSnapshot node;
+    node.node_group_id = "0001";
+    node.file = "0001.rdb";
+    node.stored_bytes = 11;
+    m.node_snapshots.push_back(node);
+    const Status status = writer->Commit(m, nullptr);
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("holds 10 bytes"), std::string::npos) << status.message();
+  }
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+}
+
+TEST(StorageStoreTest, DeleteRemovesTheDirectory) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  auto writer = BeginOrDie(store, Initial("gone"));
+  Snapshot m = Initial("gone");
+  ASSERT_TRUE(writer->Commit(m, nullptr).ok());
+  ASSERT_TRUE(store.Exists("gone"));
+
+  const Status missing = store.Delete("never-was");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_EQ(missing.message(), "snapshot 'never-was' not found");
+
+  auto in_flight = BeginOrDie(store, Initial("busy"));
+  const Status busy = store.Delete("busy");
+  EXPECT_FALSE(busy.ok());
+  EXPECT_NE(busy.message().find("still being created"), std::string::npos) << busy.message();
+  EXPECT_TRUE(fs::exists(in_flight->dir()));
+  in_flight.reset();
+
+  const Status deleted = store.Delete("GONE");
+  ASSERT_TRUE(deleted.ok()) << deleted.message();
+  EXPECT_FALSE(store.Exists("gone"));
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+  EXPECT_FALSE(store.Delete("gone").ok());
+
+  // Leftovers of a delete interrupted after its rename are swept.
+  fs::create_directories(root / ".deleting-0123456789abcdef" / "x");
+  auto swept = store.SweepAbandonedPartials();
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(swept));
+  EXPECT_EQ(std::get<std::vector<std::string>>(swept),
+            std::vector<std::string>{".deleting-0123456789abcdef"});
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+}
+
+TEST(StorageStoreTest, AWriterThatDiesLeavesAnAbandonedPartial) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "s";
+  SnapshotStore store = OpenStore(root);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child begins a snapshot, says so, and waits to be killed. It never returns into
+    // GoogleTest, and _exit skips every destructor, as a crash would.
+    ::close(ready[0]);
+    auto opened = SnapshotStore::Open(root);
+    if (!std::holds_alternative<SnapshotStore>(opened)) ::_exit(1);
+    auto begun = std::get<SnapshotStore>(opened).Begin(Initial("crashy"));
+    if (!std::holds_alternative<std::unique_ptr<SnapshotWriter>>(begun)) ::_exit(2);
+    auto& writer = std::get<std::unique_ptr<SnapshotWriter>>(begun);
+    auto fd = writer->CreateFile("0001.rdb");
+    if (!std::holds_alternative<int>(fd)) ::_exit(3);
+    (void)!::write(std::get<int>(fd), "REDIS", 5);
+    (void)!::write(ready[1], "r", 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the child did not begin its snapshot";
+  ::close(ready[0]);
+
+  // Alive in another process: taken, and listed as creating.
+  EXPECT_TRUE(store.Exists("crashy"));
+  ASSERT_EQ(store.List().size(), 1u);
+  EXPECT_EQ(store.List()[0].snapshot_status, "creating");
+  auto swept = store.SweepAbandonedPartials();
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(swept));
+  EXPECT_TRUE(std::get<std::vector<std::string>>(swept).empty());
+
+  ::kill(child, SIGKILL);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+
+  // Dead: its directory is still there, but it is nobody's snapshot.
+  EXPECT_EQ(SnapshotEntries(root).size(), 1u);
+  EXPECT_FALSE(store.Exists("crashy"));
+  EXPECT_TRUE(store.List().empty());
+  swept = store.SweepAbandonedPartials();
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(swept));
+  ASSERT_EQ(std::get<std::vector<std::string>>(swept).size(), 1u);
+  EXPECT_TRUE(std::get<std::vector<std::string>>(swept)[0].starts_with(".partial-crashy-"));
+  EXPECT_EQ(SnapshotEntries(root), std::vector<std::string>{});
+  // And the name can be used again.
+  auto again = BeginOrDie(store, Initial("crashy"));
+  EXPECT_TRUE(store.Exists("crashy"));
+}
+
+TEST(StorageStoreTest, ReplaceManifestRecordsLaterVerdicts) {
+  TempDir tmp;
+  SnapshotStore store = OpenStore(tmp.path() / "s");
+  auto writer = BeginOrDie(store, Initial("later"));
+  Snapshot m = Initial("later");
+  ASSERT_TRUE(writer->Commit(m, nullptr).ok());
+  GateVerdict readback;
+  readback.gate = "readback";
+  readback.phase = "store";
+  readback.passed = true;
+  readback.evidence = "read back";
+  m.gates.push_back(readback);
+  ASSERT_TRUE(store.ReplaceManifest(m).ok());
+  EXPECT_EQ(store.Describe("later")->gates, m.gates);
+  Snapshot unknown = Initial("unknown");
+  EXPECT_FALSE(store.ReplaceManifest(unknown).ok());
+}
+
+// ---- The readback gate ----
+
+class StorageReadbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fixture_ = ReadBytes(kFixture);
+    ASSERT_FALSE(fixture_.empty()) << kFixture;
+    // Compressed by the real zstd program, as an operator's own tools would.
+    const fs::path zst = tmp_.path() / "fixture.rdb.zst";
+    const testing::ProcessResult r =
+        testing::RunCommand({"zstd", "-q", "-f", "-3", kFixture, "-o", zst.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    zst_ = ReadBytes(zst);
+    ASSERT_FALSE(zst_.empty());
+  }
+
+  // Commits a two-shard snapshot: 0001.rdb (plain) and 0002.rdb.zst. `edit` may change the
+  // manifest before the commit.
+  void CommitSnapshot(
+      const std::string& name, const std::function<void(Snapshot&)>& edit = [](Snapshot&) {}) {
+    auto writer = BeginOrDie(store_, Initial(name));
+    Snapshot m = Initial(name);
+    m.num_node_groups = 2;
+    for (const auto& [file, bytes] :
+         {std::pair<std::string, const std::vector<uint8_t>*>{"0001.rdb", &fixture_},
+          std::pair<std::string, const std::vector<uint8_t>*>{"0002.rdb.zst", &zst_}}) {
+      auto fd = writer->CreateFile(file);
+      ASSERT_TRUE(std::holds_alternative<int>(fd)) << std::get<std::string>(fd);
+      WriteFd(std::get<int>(fd), *bytes);
+      m.node_snapshots.push_back(NodeFor(writer->dir() / file, file, file.substr(0, 4)));
+    }
+    edit(m);
+    std::string evidence;
+    const Status status = writer->Commit(m, &evidence);
+    ASSERT_TRUE(status.ok()) << status.message();
+    EXPECT_NE(evidence.find("fsynced 2 files"), std::string::npos) << evidence;
+  }
+
+  // Flips one byte of a stored file, in place.
+  void FlipByte(const fs::path& path, uint64_t offset) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(static_cast<char>(c ^ 0x20));
+    ASSERT_TRUE(f.good()) << path;
+  }
+
+  TempDir tmp_;
+  SnapshotStore store_ = OpenStore(tmp_.path() / "s");
+  std::vector<uint8_t> fixture_;
+  std::vector<uint8_t> zst_;
+};
+
+TEST_F(StorageReadbackTest, PassesOnAnIntactSnapshot) {
+  CommitSnapshot("good");
+  std::string evidence;
+  const Status status = Readback(store_, "GOOD", &evidence);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(evidence, "read back 2 files (" + std::to_string(fixture_.size() + zst_.size()) +
+                          " stored bytes, " + std::to_string(2 * fixture_.size()) +
+                          " RDB bytes), page cache dropped; CRC-64 and key counts match the "
+                          "manifest");
+  const Snapshot described = *store_.Describe("good");
+  EXPECT_EQ(described.node_snapshots[1].compression, Compression::kZstd);
+  EXPECT_EQ(described.node_snapshots[1].crc64, described.node_snapshots[0].crc64);
+}
+
+TEST_F(StorageReadbackTest, FailsOnAFlippedByteInAPlainFile) {
+  CommitSnapshot("flip-plain");
+  FlipByte(*store_.SnapshotDir("flip-plain") / "0001.rdb", fixture_.size() / 2);
+  std::string evidence;
+  const Status status = Readback(store_, "flip-plain", &evidence);
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(status.message().starts_with("readback: 0001.rdb: ")) << status.message();
+  EXPECT_TRUE(evidence.empty());
+}
+
+TEST_F(StorageReadbackTest, FailsOnAFlippedByteInAZstdFile) {
+  CommitSnapshot("flip-zstd");
+  FlipByte(*store_.SnapshotDir("flip-zstd") / "0002.rdb.zst", zst_.size() / 2);
+  const Status status = Readback(store_, "flip-zstd", nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(status.message().starts_with("readback: 0002.rdb.zst: ")) << status.message();
+}
+
+TEST_F(StorageReadbackTest, FailsWhenTheManifestDisagrees) {
+  CommitSnapshot("bad-crc", [](Snapshot& m) { m.node_snapshots[1].crc64 ^= 1; });
+  Status status = Readback(store_, "bad-crc", nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("readback: 0002.rdb.zst: CRC-64 "), std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("does not match the manifest's"), std::string::npos)
+      << status.message();
+
+  CommitSnapshot("bad-keys", [](Snapshot& m) { m.node_snapshots[0].keyspace[3].keys = 3; });
+  status = Readback(store_, "bad-keys", nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.message(), "readback: 0001.rdb: db3 has 2 keys in the file, 3 in the manifest");
+
+  status = Readback(store_, "no-such-snapshot", nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("not committed"), std::string::npos) << status.message();
+}
+
+}  // namespace
+}  // namespace finalsnap
