@@ -140,8 +140,12 @@ ReplFraming::FeedResult ReplFraming::Feed(std::span<const uint8_t> in) {
 
   out.payload_offset = kNpos;
   size_t pos = 0;
-  while (pos < in.size() && kStates[static_cast<size_t>(state_)].step != nullptr) {
-    pos = (this->*kStates[static_cast<size_t>(state_)].step)(in, pos, out);
+  // A plain call through the table's member pointer: GCC 12's UBSan instrumentation of
+  // `(this->*table[i].step)(...)` corrupts the call, so the pointer is loaded first.
+  while (pos < in.size()) {
+    const Step step = kStates[static_cast<size_t>(state_)].step;
+    if (step == nullptr) break;
+    pos = (this->*step)(in, pos, out);
   }
 
   if (state_ == State::kError) {

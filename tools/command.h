@@ -32,6 +32,9 @@ enum class OutputFormat { kJson, kText };
 // reads them when it runs, not when it registers.
 struct GlobalOptions {
   OutputFormat output = OutputFormat::kJson;
+  // Whether --output was given at all. A command meant for people (demo) prints text unless the
+  // user asked for a format explicitly.
+  bool output_explicit = false;
   std::string fleet;  // --fleet, else $FINALSNAP_FLEET; empty means ./finalsnap.toml
 };
 
@@ -45,11 +48,23 @@ struct CommandError {
 
 struct CommandResult {
   std::optional<CommandError> error;  // empty on success
+  // The user stopped the command (declined a confirmation): main prints `interrupted_message`
+  // on stderr, without the error line, and exits 130, as the aws CLI does on Ctrl-C.
+  bool interrupted = false;
+  std::string interrupted_message;
 
-  bool ok() const { return !error.has_value(); }
+  bool ok() const { return !error.has_value() && !interrupted; }
   static CommandResult Ok() { return {}; }
   static CommandResult Fail(std::string fault, std::string message) {
-    return {CommandError{std::move(fault), std::move(message)}};
+    CommandResult result;
+    result.error = CommandError{std::move(fault), std::move(message)};
+    return result;
+  }
+  static CommandResult Interrupted(std::string message) {
+    CommandResult result;
+    result.interrupted = true;
+    result.interrupted_message = std::move(message);
+    return result;
   }
 };
 

@@ -12,6 +12,13 @@
 #include <vector>
 
 #include "command.h"
+#include "create_snapshot_command.h"
+#include "delete_cache_cluster_command.h"
+#include "delete_snapshot_command.h"
+#include "demo_command.h"
+#include "describe_cache_clusters_command.h"
+#include "describe_snapshots_command.h"
+#include "restore_command.h"
 #include "verify_command.h"
 
 namespace finalsnap::cli {
@@ -19,7 +26,14 @@ namespace {
 
 std::vector<Command> RegisterCommands(CLI::App& app, const GlobalOptions& globals) {
   std::vector<Command> commands;
+  commands.push_back(RegisterDeleteCacheClusterCommand(app, globals));
+  commands.push_back(RegisterCreateSnapshotCommand(app, globals));
+  commands.push_back(RegisterDescribeSnapshotsCommand(app, globals));
+  commands.push_back(RegisterDeleteSnapshotCommand(app, globals));
+  commands.push_back(RegisterDescribeCacheClustersCommand(app, globals));
   commands.push_back(RegisterVerifyCommand(app, globals));
+  commands.push_back(RegisterRestoreCommand(app, globals));
+  commands.push_back(RegisterDemoCommand(app, globals));
   return commands;
 }
 
@@ -49,6 +63,10 @@ int Execute(const Command& command) {
   try {
     const CommandResult result = command.run();
     if (result.ok()) return kExitSuccess;
+    if (result.interrupted) {
+      std::cerr << OneLine(result.interrupted_message) << std::endl;
+      return kExitInterrupted;
+    }
     PrintError(result.error->fault, command.operation, result.error->message);
     return kExitFailed;
   } catch (const std::exception& e) {
@@ -66,9 +84,9 @@ int Run(int argc, char** argv) {
       "finalsnap");
   GlobalOptions globals;
   std::string output = "json";
-  app.add_option("--output", output, "Output format")
-      ->check(CLI::IsMember({"json", "text"}))
-      ->capture_default_str();
+  CLI::Option* output_option = app.add_option("--output", output, "Output format")
+                                   ->check(CLI::IsMember({"json", "text"}))
+                                   ->capture_default_str();
   app.add_option("--fleet", globals.fleet,
                  "Fleet file (default $FINALSNAP_FLEET, ./finalsnap.toml)")
       ->envname("FINALSNAP_FLEET");
@@ -88,6 +106,7 @@ int Run(int argc, char** argv) {
     return code == 0 ? kExitSuccess : kExitUsage;
   }
   globals.output = output == "text" ? OutputFormat::kText : OutputFormat::kJson;
+  globals.output_explicit = output_option->count() > 0;
 
   for (const Command& command : commands) {
     if (command.app->parsed()) return Execute(command);

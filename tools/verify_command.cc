@@ -1,4 +1,6 @@
-// `finalsnap verify PATH`: runs finalsnap::VerifyPath and presents the results.
+// `finalsnap verify PATH`: runs finalsnap::VerifyPath and presents the results. PATH may also be
+// the name of a snapshot in the fleet's storage: then the manifest's files are verified and each
+// one's CRC-64 is compared with the manifest's.
 //
 // JSON output uses ElastiCache-style PascalCase field names and keeps every field present (null
 // when unknown), so that scripts can rely on one schema for valid and invalid files alike.
@@ -12,9 +14,13 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "finalsnap/fleet.h"
+#include "finalsnap/storage.h"
 #include "finalsnap/verify.h"
 
 namespace finalsnap::cli {
@@ -170,35 +176,146 @@ void PrintText(const FileVerification& file, std::ostream& out) {
   }
 }
 
+// A snapshot in the fleet's storage, for `verify NAME`.
+struct SnapshotTarget {
+  std::filesystem::path dir;
+  Snapshot manifest;
+};
+
+// Looks PATH up as a snapshot name when it is not a path that exists. Nothing here may make
+// verify depend on a fleet file: with none (or no such snapshot) the path is verified as a path
+// and fails as one. A fleet file that exists but is refused is reported, though, since the user
+// may well have meant a snapshot and would otherwise see only "no such file".
+std::variant<std::monostate, SnapshotTarget, CommandResult> FindSnapshot(
+    const std::string& path, const GlobalOptions& globals) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) || !CheckSnapshotName(path).empty()) return {};
+  const std::filesystem::path fleet_path = DefaultFleetPath(globals.fleet);
+  std::variant<Fleet, FleetError> loaded = LoadFleet(fleet_path);
+  if (auto* error = std::get_if<FleetError>(&loaded)) {
+    if (!std::filesystem::exists(fleet_path, ec)) return {};
+    return CommandResult::Fail("InvalidParameterValue",
+                               path +
+                                   ": no such file or directory, and the fleet file that "
+                                   "could name such a snapshot was refused: " +
+                                   error->ToString());
+  }
+  const Fleet& fleet = std::get<Fleet>(loaded);
+  if (!std::filesystem::exists(fleet.storage.path, ec)) return {};
+  auto opened = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
+  if (std::holds_alternative<std::string>(opened)) return {};
+  const SnapshotStore& store = std::get<SnapshotStore>(opened);
+  std::optional<std::filesystem::path> dir = store.SnapshotDir(path);
+  std::optional<Snapshot> manifest = store.Describe(path);
+  if (!dir || !manifest) return {};
+  return SnapshotTarget{std::move(*dir), std::move(*manifest)};
+}
+
+// A file's CRC-64 against the manifest's, for files of a snapshot; nullopt when there is no
+// manifest entry to compare with (a plain file or directory) or the file did not verify.
+std::optional<bool> MatchesManifest(const FileVerification& file,
+                                    const std::optional<uint64_t>& expected) {
+  if (!expected || !file.ok()) return std::nullopt;
+  return file.report.computed_crc == *expected;
+}
+
 CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
-  const bool is_directory = std::filesystem::is_directory(path);
-  const std::vector<FileVerification> files = VerifyPath(path);
+  auto found = FindSnapshot(path, globals);
+  if (auto* failed = std::get_if<CommandResult>(&found)) return *failed;
+  const SnapshotTarget* snapshot = std::get_if<SnapshotTarget>(&found);
+
+  bool is_directory = std::filesystem::is_directory(path);
+  std::vector<FileVerification> files;
+  // Per file, the CRC-64 the manifest recorded, when verifying a snapshot by name.
+  std::vector<std::optional<uint64_t>> expected_crc;
+  if (snapshot != nullptr && !snapshot->manifest.node_snapshots.empty()) {
+    // The manifest's files, not whatever the directory holds: a file the manifest names but
+    // the directory lacks is then a failure, as it must be.
+    is_directory = true;
+    for (const NodeSnapshot& node : snapshot->manifest.node_snapshots) {
+      files.push_back(VerifyFile((snapshot->dir / node.file).string()));
+      expected_crc.push_back(node.crc64);
+    }
+  } else if (snapshot != nullptr) {
+    // No files in the manifest (an unreadable one has none): check what is there.
+    is_directory = true;
+    files = VerifyPath(snapshot->dir.string());
+    expected_crc.resize(files.size());
+  } else {
+    files = VerifyPath(path);
+    expected_crc.resize(files.size());
+  }
 
   const FileVerification* first_failure = nullptr;
+  std::string first_message;
   size_t failures = 0;
   bool examined = false;  // at least one file was opened and read
-  for (const FileVerification& file : files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const FileVerification& file = files[i];
     if (!file.path_error) examined = true;
-    if (file.ok()) continue;
+    std::string why;
+    const std::optional<bool> match = MatchesManifest(file, expected_crc[i]);
+    if (!file.ok()) {
+      why = ErrorSummary(file);
+    } else if (match.has_value() && !*match) {
+      why = "CRC-64 " + Hex64(file.report.computed_crc) + " differs from the manifest's " +
+            Hex64(*expected_crc[i]);
+    }
+    if (why.empty()) continue;
     ++failures;
-    if (first_failure == nullptr) first_failure = &file;
+    if (first_failure == nullptr) {
+      first_failure = &file;
+      first_message = file.path + ": " + why;
+    }
+  }
+  // A snapshot whose manifest could not be read is not a good snapshot, whatever its files say.
+  std::string snapshot_problem;
+  if (snapshot != nullptr && snapshot->manifest.snapshot_status != "available") {
+    snapshot_problem = "snapshot " + snapshot->manifest.snapshot_name + " is " +
+                       snapshot->manifest.snapshot_status + ", not available";
   }
 
   // A path that could not be examined at all gets only the error line, as the aws CLI prints
-  // nothing on stdout for a refused request. Anything examined is reported, valid or not.
-  if (examined) {
+  // nothing on stdout for a refused request. Anything examined is reported, valid or not, and so
+  // is a snapshot found by name even when its files are missing.
+  if (examined || snapshot != nullptr) {
     if (globals.output == OutputFormat::kText) {
-      for (const FileVerification& file : files) PrintText(file, std::cout);
+      if (snapshot != nullptr) {
+        std::cout << "[snapshot] " << snapshot->manifest.snapshot_name << " ("
+                  << snapshot->manifest.snapshot_status << ") in " << snapshot->dir.string()
+                  << "\n";
+      }
+      for (size_t i = 0; i < files.size(); ++i) {
+        PrintText(files[i], std::cout);
+        if (const std::optional<bool> match = MatchesManifest(files[i], expected_crc[i])) {
+          std::cout << "[manifest] CRC-64 " << Hex64(files[i].report.computed_crc)
+                    << (*match ? " matches the manifest\n"
+                               : " differs from the manifest's " + Hex64(*expected_crc[i]) + "\n");
+        }
+      }
       if (is_directory) {
         std::cout << "[summary] " << files.size() << " files, " << failures << " invalid\n";
       }
     } else {
       Json doc;
+      if (snapshot != nullptr) {
+        doc["SnapshotName"] = snapshot->manifest.snapshot_name;
+        doc["SnapshotStatus"] = snapshot->manifest.snapshot_status;
+        doc["Path"] = snapshot->dir.string();
+      }
       if (is_directory) {
         Json list = Json::array();
-        for (const FileVerification& file : files) list.push_back(FileJson(file));
+        for (size_t i = 0; i < files.size(); ++i) {
+          Json file = FileJson(files[i]);
+          if (snapshot != nullptr) {
+            file["ManifestCrc64"] = expected_crc[i] ? Json(Hex64(*expected_crc[i])) : Json();
+            const std::optional<bool> match = MatchesManifest(files[i], expected_crc[i]);
+            file["MatchesManifest"] = match ? Json(*match) : Json();
+          }
+          list.push_back(std::move(file));
+        }
         doc["Files"] = std::move(list);
-        doc["Valid"] = failures == 0;
+        doc["Valid"] = failures == 0 && snapshot_problem.empty();
       } else {
         doc = FileJson(files.front());
       }
@@ -208,11 +325,17 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
     std::cout.flush();
   }
 
-  if (first_failure == nullptr) return CommandResult::Ok();
-  std::string message = first_failure->path + ": " + ErrorSummary(*first_failure);
+  if (first_failure == nullptr) {
+    if (!snapshot_problem.empty())
+      return CommandResult::Fail("InvalidSnapshotState", snapshot_problem);
+    return CommandResult::Ok();
+  }
+  std::string message = first_message;
   if (failures > 1) message += " (and " + std::to_string(failures - 1) + " more invalid files)";
-  return CommandResult::Fail(
-      first_failure->path_error ? "InvalidParameterValue" : "InvalidSnapshotState", message);
+  // A file the manifest names but that is missing is the snapshot's fault, not the caller's.
+  const bool callers_path = first_failure->path_error && snapshot == nullptr;
+  return CommandResult::Fail(callers_path ? "InvalidParameterValue" : "InvalidSnapshotState",
+                             message);
 }
 
 }  // namespace
@@ -220,11 +343,12 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
 Command RegisterVerifyCommand(CLI::App& app, const GlobalOptions& globals) {
   CLI::App* sub = app.add_subcommand(
       "verify",
-      "Verify an .rdb, .rdb.zst or .rdb.lz4 file, or every RDB file in a snapshot directory: "
-      "parse it from header to EOF, check the CRC-64 and count keys per database.");
+      "Verify an .rdb, .rdb.zst or .rdb.lz4 file, every RDB file in a snapshot directory, or a "
+      "snapshot of the fleet's storage by name: parse it from header to EOF, check the CRC-64 "
+      "(and, for a snapshot, compare it with the manifest's) and count keys per database.");
   // Owned by the closure, which outlives parsing: CLI11 writes the value here.
   auto path = std::make_shared<std::string>();
-  sub->add_option("PATH", *path, "File or directory to verify")->required();
+  sub->add_option("PATH", *path, "File, directory or snapshot name to verify")->required();
   return Command{sub, "Verify", [path, &globals] { return RunVerify(*path, globals); }};
 }
 

@@ -1,0 +1,247 @@
+// Shared pieces of the fleet-aware subcommands (cli_common.h).
+#include "cli_common.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <utility>
+
+namespace finalsnap::cli {
+
+std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals) {
+  const std::filesystem::path path = DefaultFleetPath(globals.fleet);
+  std::variant<Fleet, FleetError> loaded = LoadFleet(path);
+  if (auto* error = std::get_if<FleetError>(&loaded)) {
+    std::string message = error->ToString();
+    // The commonest first-run mistake is running from a directory without the file: say where
+    // else the file can come from.
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      message += " (give --fleet FILE or set $FINALSNAP_FLEET)";
+    }
+    return CommandResult::Fail("InvalidParameterValue", message);
+  }
+  return std::move(std::get<Fleet>(loaded));
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+Json SnapshotJson(const Snapshot& snapshot) { return Json::parse(SnapshotToJson(snapshot)); }
+
+Json GatesJson(const std::vector<GateVerdict>& gates) {
+  // The same shape as the manifest's Gates, but with Node always present (null for gates that
+  // are not about one node) so that scripts can rely on one schema.
+  Json list = Json::array();
+  for (const GateVerdict& gate : gates) {
+    Json g;
+    g["Gate"] = gate.gate;
+    g["Phase"] = gate.phase;
+    g["Passed"] = gate.passed;
+    g["Evidence"] = gate.evidence;
+    g["Node"] = gate.node.empty() ? Json() : Json(gate.node);
+    g["AtMs"] = std::round(gate.at_ms * 1000.0) / 1000.0;
+    list.push_back(std::move(g));
+  }
+  return list;
+}
+
+namespace {
+
+Json EndpointJson(const std::string& endpoint) {
+  std::variant<Endpoint, std::string> parsed = ParseEndpoint(endpoint);
+  if (const auto* e = std::get_if<Endpoint>(&parsed)) {
+    return Json{{"Address", e->host}, {"Port", e->port}};
+  }
+  // Not expected (the fleet loader validated it), but never drop what we were given.
+  return Json{{"Address", endpoint}, {"Port", nullptr}};
+}
+
+Json OrNull(const std::string& s) { return s.empty() ? Json() : Json(s); }
+
+}  // namespace
+
+Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status) {
+  const std::string effective = status.empty() ? info.status : std::string(status);
+  Json j;
+  j["CacheClusterId"] = info.cache_cluster_id;
+  j["CacheClusterStatus"] = effective;
+  j["Engine"] = OrNull(info.engine);
+  j["EngineVersion"] = OrNull(info.engine_version);
+  j["NumCacheNodes"] = 1;
+  j["ConfigurationEndpoint"] = EndpointJson(info.endpoint);
+  Json node;
+  node["CacheNodeId"] = "0001";
+  node["CacheNodeStatus"] = effective;
+  node["Endpoint"] = EndpointJson(info.endpoint);
+  j["CacheNodes"] = Json::array({std::move(node)});
+  j["Role"] = OrNull(info.role);
+  j["CaptureMode"] = OrNull(info.capture);
+  j["UsedMemoryBytes"] = info.used_memory;
+  if (info.error) j["StatusReason"] = *info.error;
+  return j;
+}
+
+namespace {
+
+std::string TextScalar(const Json& value) {
+  if (value.is_null()) return "None";
+  if (value.is_boolean()) return value.get<bool>() ? "True" : "False";
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool IsScalar(const Json& value) { return !value.is_object() && !value.is_array(); }
+
+// The aws CLI's text output (awscli/text.py): an object is one line of its scalar fields sorted
+// by name, preceded by its upper-cased name; its lists and objects follow on their own lines.
+void FormatText(const Json& value, const std::string& identifier, std::ostream& out) {
+  if (value.is_object()) {
+    std::vector<std::string> keys;
+    for (const auto& [key, unused] : value.items()) keys.push_back(key);
+    std::sort(keys.begin(), keys.end());
+    std::vector<std::string> fields;
+    if (!identifier.empty()) fields.push_back(Upper(identifier));
+    bool any_scalar = false;
+    for (const std::string& key : keys) {
+      if (IsScalar(value[key])) {
+        fields.push_back(TextScalar(value[key]));
+        any_scalar = true;
+      }
+    }
+    if (any_scalar) {
+      for (size_t i = 0; i < fields.size(); ++i) out << (i ? "\t" : "") << fields[i];
+      out << "\n";
+    }
+    for (const std::string& key : keys) {
+      if (!IsScalar(value[key])) FormatText(value[key], key, out);
+    }
+  } else if (value.is_array()) {
+    const bool all_scalar = std::all_of(value.begin(), value.end(), IsScalar);
+    if (all_scalar) {
+      if (value.empty()) return;
+      if (!identifier.empty()) out << Upper(identifier) << "\t";
+      for (size_t i = 0; i < value.size(); ++i) out << (i ? "\t" : "") << TextScalar(value[i]);
+      out << "\n";
+    } else {
+      for (const Json& element : value) FormatText(element, identifier, out);
+    }
+  } else {
+    if (!identifier.empty()) out << Upper(identifier) << "\t";
+    out << TextScalar(value) << "\n";
+  }
+}
+
+}  // namespace
+
+void PrintDocument(const Json& doc, OutputFormat format, std::ostream& out) {
+  if (format == OutputFormat::kText) {
+    FormatText(doc, "", out);
+  } else {
+    // Keys, evidence and AUX values can be binary; JSON wants UTF-8, so replace what is not.
+    out << doc.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+  }
+  out.flush();
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes) / 1024.0;
+  size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < std::size(kUnits)) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f %s", value, kUnits[unit]);
+  return buf;
+}
+
+bool CanPrompt() { return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDERR_FILENO) == 1; }
+
+bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+bool Confirm(const std::string& question) {
+  std::cerr << question << std::flush;
+  std::string line;
+  if (!std::getline(std::cin, line)) {
+    // End of input is no answer, and no answer is no. End the prompt's line for the shell.
+    std::cerr << "\n";
+    return false;
+  }
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  const std::string answer =
+      first == std::string::npos ? "" : Upper(line.substr(first, last - first + 1));
+  return answer == "Y" || answer == "YES";
+}
+
+ProgressLine::ProgressLine(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled) {}
+
+ProgressLine::~ProgressLine() { Finish(); }
+
+std::function<void(const TransferProgress&)> ProgressLine::Callback() {
+  if (!enabled_) return {};
+  return [this](const TransferProgress& p) { Update(p.bytes, p.expected, p.seconds); };
+}
+
+void ProgressLine::Update(uint64_t done, uint64_t expected, double seconds, bool force) {
+  if (!enabled_) return;
+  last_done_ = done;
+  last_expected_ = expected;
+  last_seconds_ = seconds;
+  pending_ = true;
+  // Redrawing on every buffer would cost more than the transfer on a fast link, and flicker.
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && drawn_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
+  last_draw_ = now;
+  pending_ = false;
+
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;  // bytes/s
+  std::string line = label_ + ": " + HumanBytes(done);
+  // The expected size is the node's used_memory, only a rough guide to the RDB's size: once the
+  // transfer passes it there is no honest ETA left to show.
+  if (expected > 0) line += " of ~" + HumanBytes(expected);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "  %.1f MB/s", rate / 1e6);
+  line += buf;
+  if (expected > done && rate > 0) {
+    const auto eta = static_cast<uint64_t>(static_cast<double>(expected - done) / rate + 0.5);
+    std::snprintf(buf, sizeof(buf), "  ETA %llu:%02llu", static_cast<unsigned long long>(eta / 60),
+                  static_cast<unsigned long long>(eta % 60));
+    line += buf;
+  } else {
+    line += "  ETA --:--";
+  }
+  const size_t width = line.size();
+  if (width < width_) line.append(width_ - width, ' ');
+  width_ = width;
+  std::cerr << '\r' << line << std::flush;
+  drawn_ = true;
+}
+
+void ProgressLine::Finish() {
+  if (!drawn_) return;
+  if (pending_) Update(last_done_, last_expected_, last_seconds_, /*force=*/true);
+  std::cerr << '\n' << std::flush;
+  drawn_ = false;
+  width_ = 0;
+}
+
+}  // namespace finalsnap::cli

@@ -1,0 +1,98 @@
+// What the fleet-aware subcommands share: loading the fleet file into a CommandResult-style
+// failure, ElastiCache-shaped JSON for clusters, snapshots and gates, aws-CLI-like text output,
+// the confirmation prompt and the progress line for long transfers.
+//
+// Everything here prints only to the stream it is given (or stderr for the terminal-only prompt
+// and progress line); nothing exits.
+#ifndef FINALSNAP_TOOLS_CLI_COMMON_H_
+#define FINALSNAP_TOOLS_CLI_COMMON_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "command.h"
+#include "finalsnap/engine.h"
+#include "finalsnap/fleet.h"
+#include "finalsnap/storage.h"
+
+namespace finalsnap::cli {
+
+// Ordered, so that fields print in the order ElastiCache documents them.
+using Json = nlohmann::ordered_json;
+
+// Loads the fleet file named by --fleet, $FINALSNAP_FLEET or ./finalsnap.toml. A refused file
+// becomes InvalidParameterValue with FleetError::ToString() ("file:line:col: key k: why").
+std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
+
+// ASCII case-insensitive equality: ids are case-insensitive, as in ElastiCache.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// The snapshot as SnapshotToJson writes it, as an object rather than text.
+Json SnapshotJson(const Snapshot& snapshot);
+// [{Gate, Phase, Passed, Evidence, Node, AtMs}], the same shape the manifest uses.
+Json GatesJson(const std::vector<GateVerdict>& gates);
+// An ElastiCache CacheCluster for one self-hosted node: CacheClusterId, CacheClusterStatus,
+// Engine, EngineVersion, NumCacheNodes (1), ConfigurationEndpoint, CacheNodes with the node's
+// Endpoint, plus finalsnap's own Role, CaptureMode, UsedMemoryBytes and StatusReason.
+// `status` overrides info.status when not empty.
+Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status = {});
+
+// Prints a document on `out`: indented JSON, or the aws CLI's text form (one line per object,
+// its name upper-cased, then its scalar fields separated by tabs; nested lists and objects on
+// lines of their own).
+void PrintDocument(const Json& doc, OutputFormat format, std::ostream& out);
+
+// "1.5 GiB", "200.0 MiB", "512 B": binary units, one decimal.
+std::string HumanBytes(uint64_t bytes);
+
+// True when both stdin and stderr are terminals: only then is there someone to ask.
+bool CanPrompt();
+// True when stderr is a terminal, where a redrawn progress line makes sense.
+bool StderrIsTerminal();
+
+// Asks `question` on stderr and reads one line from stdin. True only for "y" or "yes" (any
+// case); anything else, including end of input, is a no.
+bool Confirm(const std::string& question);
+
+// One line on stderr, redrawn in place with '\r' at most five times a second, showing bytes so
+// far, the rate and an ETA against an expected total. Inert when `enabled` is false, so callers
+// need not test for a terminal themselves. The destructor ends the line if one was drawn.
+class ProgressLine {
+ public:
+  ProgressLine(std::string label, bool enabled);
+  ~ProgressLine();
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+
+  // The callback for OperationOptions::progress; empty (no reporting at all) when disabled.
+  std::function<void(const TransferProgress&)> Callback();
+  // Draws `done` of `expected` bytes `seconds` after the start (throttled unless `force`).
+  void Update(uint64_t done, uint64_t expected, double seconds, bool force = false);
+  // Draws the latest values if the throttle held them back, then ends the line with a newline
+  // if anything was drawn. Idempotent.
+  void Finish();
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  size_t width_ = 0;  // of the last line drawn, to blank what a shorter line leaves behind
+  std::chrono::steady_clock::time_point last_draw_{};
+  // The latest values reported, drawn or not: Finish shows them, so the line ends on the final
+  // count rather than on whatever the throttle last let through.
+  uint64_t last_done_ = 0;
+  uint64_t last_expected_ = 0;
+  double last_seconds_ = 0;
+  bool pending_ = false;  // reported since the last draw
+};
+
+}  // namespace finalsnap::cli
+
+#endif  // FINALSNAP_TOOLS_CLI_COMMON_H_

@@ -1,0 +1,97 @@
+// `finalsnap delete-cache-cluster`: finalsnap::DeleteCacheCluster behind the aws CLI's flags.
+//
+// The result is printed whether the engine deleted the node or refused: a refusal's gates and
+// notes are what an operator needs to see (which gate, what evidence, what was put back), so
+// they go to stdout as for a success, and the error line to stderr. Only when nothing got as far
+// as a gate (an unknown id) is stdout left empty, as the aws CLI leaves it for a failed call.
+#include "delete_cache_cluster_command.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli_common.h"
+#include "finalsnap/engine.h"
+
+namespace finalsnap::cli {
+namespace {
+
+struct DeleteOptions {
+  std::string cache_cluster_id;
+  std::string final_snapshot;  // empty: no final snapshot
+  bool yes = false;
+  bool dry_run = false;
+};
+
+std::string Question(const CacheClusterEntry& entry, const std::optional<std::string>& snapshot) {
+  std::string q =
+      "Delete cache cluster " + entry.id + " at " + entry.endpoint.ToString() + " and shut it down";
+  if (snapshot) q += " with final snapshot " + *snapshot;
+  return q + "? [y/N] ";
+}
+
+CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globals) {
+  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
+  const Fleet& fleet = std::get<Fleet>(loaded);
+
+  std::optional<std::string> snapshot;
+  if (!options.final_snapshot.empty()) snapshot = options.final_snapshot;
+
+  // Ask before anything touches the node. An unknown id needs no question: the engine refuses
+  // it with CacheClusterNotFound. A dry run changes nothing, so it needs none either.
+  const CacheClusterEntry* entry = fleet.FindCacheCluster(options.cache_cluster_id);
+  if (entry != nullptr && !options.dry_run && !options.yes && CanPrompt()) {
+    if (!Confirm(Question(*entry, snapshot))) return CommandResult::Interrupted("aborted");
+  }
+
+  OperationOptions op;
+  op.dry_run = options.dry_run;
+  ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
+  op.progress = progress.Callback();
+  const OperationResult result = DeleteCacheCluster(fleet, options.cache_cluster_id, snapshot, op);
+  progress.Finish();
+
+  if (options.dry_run) {
+    Json doc;
+    doc["DryRun"] = true;
+    doc["Plan"] = result.plan;
+    doc["Gates"] = GatesJson(result.gates);
+    if (!result.gates.empty() || result.ok) PrintDocument(doc, globals.output, std::cout);
+  } else if (!result.gates.empty() || result.ok) {
+    Json doc;
+    doc["CacheCluster"] = CacheClusterJson(result.cluster);
+    if (result.snapshot) doc["Snapshot"] = SnapshotJson(*result.snapshot);
+    doc["Gates"] = GatesJson(result.gates);
+    doc["Notes"] = result.notes;
+    PrintDocument(doc, globals.output, std::cout);
+  }
+  if (result.ok) return CommandResult::Ok();
+  return CommandResult::Fail(result.fault.empty() ? "InvalidCacheClusterState" : result.fault,
+                             result.message);
+}
+
+}  // namespace
+
+Command RegisterDeleteCacheClusterCommand(CLI::App& app, const GlobalOptions& globals) {
+  CLI::App* sub = app.add_subcommand(
+      "delete-cache-cluster",
+      "Take a verified final snapshot of a cache cluster (when --final-snapshot-identifier is "
+      "given), then shut its node down. Nothing is shut down unless every gate passed.");
+  // Owned by the closure, which outlives parsing: CLI11 writes the values here.
+  auto options = std::make_shared<DeleteOptions>();
+  sub->add_option("--cache-cluster-id", options->cache_cluster_id,
+                  "The cache cluster to delete (case-insensitive)")
+      ->required();
+  sub->add_option("--final-snapshot-identifier", options->final_snapshot,
+                  "Name of the final snapshot to take first");
+  sub->add_flag("--yes,-y", options->yes, "Do not ask for confirmation on a terminal");
+  sub->add_flag("--dry-run", options->dry_run,
+                "Run the preflight gates and print the plan; change nothing");
+  return Command{sub, "DeleteCacheCluster",
+                 [options, &globals] { return RunDelete(*options, globals); }};
+}
+
+}  // namespace finalsnap::cli

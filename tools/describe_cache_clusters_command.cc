@@ -1,0 +1,55 @@
+// `finalsnap describe-cache-clusters`: asks each of the fleet's cache clusters (or the one named)
+// for its live state. An unreachable node is reported with status "unreachable" and the reason,
+// not as a failed command: describing a fleet must work when part of it is down.
+#include "describe_cache_clusters_command.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli_common.h"
+#include "finalsnap/engine.h"
+
+namespace finalsnap::cli {
+namespace {
+
+CommandResult RunDescribe(const std::string& id, const GlobalOptions& globals) {
+  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
+  const Fleet& fleet = std::get<Fleet>(loaded);
+
+  std::optional<std::string_view> filter;
+  if (!id.empty()) {
+    if (fleet.FindCacheCluster(id) == nullptr) {
+      return CommandResult::Fail("CacheClusterNotFound", "CacheCluster " + id + " not found.");
+    }
+    filter = id;
+  }
+  Json list = Json::array();
+  for (const CacheClusterInfo& info : DescribeCacheClusters(fleet, filter)) {
+    list.push_back(CacheClusterJson(info));
+  }
+  Json doc;
+  doc["CacheClusters"] = std::move(list);
+  PrintDocument(doc, globals.output, std::cout);
+  return CommandResult::Ok();
+}
+
+}  // namespace
+
+Command RegisterDescribeCacheClustersCommand(CLI::App& app, const GlobalOptions& globals) {
+  CLI::App* sub = app.add_subcommand(
+      "describe-cache-clusters",
+      "Show the live state of the fleet's cache clusters: status, engine, version, endpoint.");
+  // Owned by the closure, which outlives parsing: CLI11 writes the value here.
+  auto id = std::make_shared<std::string>();
+  sub->add_option("--cache-cluster-id", *id, "Only this cache cluster (case-insensitive)");
+  return Command{sub, "DescribeCacheClusters",
+                 [id, &globals] { return RunDescribe(*id, globals); }};
+}
+
+}  // namespace finalsnap::cli
