@@ -1,6 +1,7 @@
 #include "node_client.h"
 
-#include <hiredis/adapters/libuv.h>
+#include "hiredis_uv.h"
+
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -136,7 +137,7 @@ void NodeClient::StartConnect(std::function<void(Status)> done) {
     return;
   }
   ac->data = this;
-  if (redisLibuvAttach(ac, loop_.get()) != REDIS_OK) {
+  if (AttachToLoop(ac, loop_.get()) != REDIS_OK) {
     redisAsyncFree(ac);
     done(Status::Error("cannot attach the connection to the event loop"));
     return;

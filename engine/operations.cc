@@ -16,6 +16,7 @@
 
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -155,7 +156,14 @@ class Operation {
     destroy_ = destroy;
     snapshot_name_ = std::move(snapshot);
     const auto start = std::chrono::steady_clock::now();
+    WatchSignals();
     OperationResult r = detail::RunToCompletion(loop_, Main());
+    for (uv_signal_t* s : signals_) {
+      uv_signal_stop(s);
+      uv_close(reinterpret_cast<uv_handle_t*>(s),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
+    }
+    signals_.clear();
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return r;
   }
@@ -173,6 +181,30 @@ class Operation {
     v.node = entry_.endpoint.ToString();
     v.at_ms = Ms() - start_ms_;
     result_.gates.push_back(v);
+  }
+
+  void WatchSignals() {
+    for (int signum : {SIGINT, SIGTERM}) {
+      auto* s = new uv_signal_t;
+      uv_signal_init(loop_.get(), s);
+      s->data = this;
+      uv_signal_start(
+          s,
+          [](uv_signal_t* h, int sig) {
+            auto* self = static_cast<Operation*>(h->data);
+            if (self->interrupted_) return;
+            self->interrupted_ = sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
+            if (self->active_capture_ != nullptr) self->active_capture_->Cancel(*self->interrupted_);
+          },
+          signum);
+      signals_.push_back(s);
+    }
+  }
+  // A refusal for an operation stopped by a signal, when one arrived.
+  std::optional<Refusal> Interrupted() const {
+    if (!interrupted_) return std::nullopt;
+    return Refusal("", "Interrupted", "the operation was " + *interrupted_ +
+                                          " before it finished; nothing was shut down");
   }
 
   Task<OperationResult> Main();
@@ -206,6 +238,11 @@ class Operation {
   std::string pause_command_;
   PipelineResult pipeline_result_;
   CaptureResult capture_result_;
+  // SIGINT/SIGTERM while the operation runs: the capture is cancelled and the operation refuses
+  // at the next step, so the node is unpaused and put back before the process exits.
+  std::optional<std::string> interrupted_;
+  ReplicationCapture* active_capture_ = nullptr;
+  std::vector<uv_signal_t*> signals_;
 };
 
 Task<OperationResult> Operation::Main() {
@@ -230,9 +267,14 @@ Task<OperationResult> Operation::Main() {
     }
     co_return result_;
   }
+  if (!refusal) refusal = Interrupted();
   if (!refusal) refusal = co_await Quiesce();
+  if (!refusal) refusal = Interrupted();
   if (!refusal && snapshot_name_) refusal = co_await Capture();
+  if (refusal && interrupted_) refusal = Interrupted();  // the capture failed because of it
+  if (!refusal) refusal = Interrupted();
   if (!refusal && snapshot_name_) refusal = co_await Store();
+  if (!refusal) refusal = Interrupted();
   if (!refusal && destroy_) refusal = co_await Destroy();
 
   if (refusal) {
@@ -333,7 +375,8 @@ Task<std::optional<Refusal>> Operation::Preflight() {
   }
   auto opened = SnapshotStore::Open(fleet_.storage.path);
   if (auto* error = std::get_if<std::string>(&opened)) {
-    Gate("snapshot-name-free", "preflight", false, *error);
+    // Without a store no name can be checked: the storage is what refuses.
+    Gate("storage-ready", "preflight", false, *error);
     co_return Refusal{"storage-ready", "InvalidParameterValue", *error};
   }
   store_.emplace(std::move(std::get<SnapshotStore>(opened)));
@@ -370,12 +413,13 @@ Task<std::optional<Refusal>> Operation::Preflight() {
 }
 
 Task<std::optional<Refusal>> Operation::Quiesce() {
-  // The transfer starts at once, not after the diskless delay, and on a node about to be
-  // destroyed the server skips LZF: the stream is recompressed here anyway.
+  // The transfer starts at once, not after the diskless delay, and the server skips LZF: the
+  // stream is recompressed here anyway, and LZF in the forked child is the slowest stage of the
+  // whole transfer. Both are put back afterwards (create-snapshot) or on any refusal.
   if (snapshot_name_ && entry_.settings.capture == CaptureMode::kSync) {
     std::vector<std::pair<std::string, std::string>> wanted;
     wanted.emplace_back("repl-diskless-sync-delay", "0");
-    if (destroy_) wanted.emplace_back("rdbcompression", "no");
+    wanted.emplace_back("rdbcompression", "no");
     for (const auto& [name, value] : wanted) {
       CommandOutcome get = co_await node_->Command(Argv("CONFIG", "GET", name));
       if (!get.ok() || get.reply.elements.size() != 2) continue;  // renamed CONFIG: leave it
@@ -495,6 +539,7 @@ Task<std::optional<Refusal>> Operation::Capture() {
     if (facts_.engine == "valkey" && facts_.major >= 9) copts.announce_version = facts_.version;
     copts.transfer_timeout = milliseconds(entry_.settings.transfer_timeout_ms);
     ReplicationCapture capture(loop_, pool, pipeline, copts);
+    active_capture_ = &capture;
     capture.OnForked([this] {
       // From the fork on the RDB is a point-in-time image: a snapshot that keeps the node
       // running lets writes go on now; a destroy holds the pause to the end.
@@ -516,6 +561,7 @@ Task<std::optional<Refusal>> Operation::Capture() {
       options_.progress(p);
     });
     capture_result_ = co_await capture.Run();
+    active_capture_ = nullptr;
     if (!capture_result_.status.ok()) {
       const rdb::Validator& v = pipeline.validator();
       const bool rdb_fault = v.failed();

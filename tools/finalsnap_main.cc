@@ -68,7 +68,8 @@ int Execute(const Command& command) {
       return kExitInterrupted;
     }
     PrintError(result.error->fault, command.operation, result.error->message);
-    return kExitFailed;
+    // An operation stopped by SIGINT/SIGTERM (it unpaused and put the node back first).
+    return result.error->fault == "Interrupted" ? kExitInterrupted : kExitFailed;
   } catch (const std::exception& e) {
     PrintError("InternalFailure", command.operation, e.what());
   } catch (...) {
