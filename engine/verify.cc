@@ -1,17 +1,21 @@
-// VerifyFile and VerifyPath: file -> read(2) chunks -> StreamDecoder -> rdb::Validator, or for a
-// plain RDB file, a sliding 8 MiB read-only mapping -> rdb::Validator.
+// VerifyFile and VerifyPath: file -> read(2) chunks (read ahead on a second thread) ->
+// StreamDecoder -> rdb::Validator.
 //
 // One 1 MiB read buffer is reused for the whole file and the decoder owns one fixed output
 // buffer, so nothing here grows with the file. Reading stops at the first error.
 #include "finalsnap/verify.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -23,8 +27,8 @@ namespace finalsnap {
 namespace {
 
 constexpr size_t kReadChunk = size_t{1} << 20;
-// Plain files are validated through a read-only mapping that slides this many bytes at a time.
-constexpr size_t kMapWindow = size_t{8} << 20;
+// Chunks read ahead of the one being validated.
+constexpr size_t kAheadBuffers = 4;
 
 std::string ErrnoMessage(int err) { return std::generic_category().message(err); }
 
@@ -76,6 +80,89 @@ FileVerification PathError(const std::string& path, std::string message) {
   return result;
 }
 
+// Reads a file sequentially on its own thread into a ring of kAheadBuffers buffers of
+// kReadChunk bytes, handing each full one to the consumer in order. Memory is the ring, whatever
+// the file size.
+class ReadAhead {
+ public:
+  struct Chunk {
+    std::span<const uint8_t> data;
+    bool more = false;  // false on the last chunk (short or empty: the end of the file)
+    int error = 0;      // errno of a failed read
+  };
+
+  explicit ReadAhead(int fd) : fd_(fd), storage_(kAheadBuffers * kReadChunk) {
+    thread_ = std::thread([this] { Produce(); });
+  }
+  ~ReadAhead() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+
+  // The next chunk; the one returned before is handed back to the reader.
+  Chunk Next() {
+    std::unique_lock lock(mutex_);
+    if (consumed_ > 0) {
+      ++released_;
+      changed_.notify_all();
+    }
+    changed_.wait(lock, [this] { return filled_ > consumed_; });
+    const Slot& slot = slots_[consumed_ % kAheadBuffers];
+    ++consumed_;
+    Chunk c;
+    c.data = {storage_.data() + (consumed_ - 1) % kAheadBuffers * kReadChunk, slot.size};
+    c.more = slot.size == kReadChunk && slot.error == 0;
+    c.error = slot.error;
+    return c;
+  }
+
+ private:
+  struct Slot {
+    size_t size = 0;
+    int error = 0;
+  };
+
+  void Produce() {
+    for (uint64_t i = 0;; ++i) {
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stop_ || i - released_ < kAheadBuffers; });
+        if (stop_) return;
+      }
+      const std::span<uint8_t> buf(storage_.data() + i % kAheadBuffers * kReadChunk, kReadChunk);
+      const ssize_t n = ReadFull(fd_, buf);
+      Slot slot;
+      if (n < 0) {
+        slot.error = errno;
+      } else {
+        slot.size = static_cast<size_t>(n);
+      }
+      {
+        std::lock_guard lock(mutex_);
+        slots_[i % kAheadBuffers] = slot;
+        ++filled_;
+      }
+      changed_.notify_all();
+      if (n < 0 || static_cast<size_t>(n) < kReadChunk) return;
+    }
+  }
+
+  int fd_;
+  std::vector<uint8_t> storage_;
+  std::array<Slot, kAheadBuffers> slots_{};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t filled_ = 0;    // chunks read
+  uint64_t consumed_ = 0;  // chunks handed out
+  uint64_t released_ = 0;  // chunks handed back
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The body of VerifyFile, which times it.
 void Verify(FileVerification& result, const rdb::Options& options) {
   UniqueFd fd(::open(result.path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -116,39 +203,14 @@ void Verify(FileVerification& result, const rdb::Options& options) {
     if (!validator.failed()) validator.Feed(decoded);
   };
 
-  if (result.compression == Compression::kNone && S_ISREG(st.st_mode) &&
-      static_cast<size_t>(n) == kReadChunk) {
-    // A plain RDB file: feed the validator straight from the page cache through a sliding
-    // read-only mapping, which saves copying every byte into a buffer (a quarter of the time
-    // on a large file). The window is unmapped as it moves, so RSS stays at one window.
-    result.stored_bytes = static_cast<uint64_t>(n);
-    validator.Feed(chunk_buffer.first(static_cast<size_t>(n)));
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    for (uint64_t off = kReadChunk; off < size && !validator.failed(); off += kMapWindow) {
-      const size_t len = static_cast<size_t>(std::min<uint64_t>(kMapWindow, size - off));
-      void* map = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd.get(), static_cast<off_t>(off));
-      if (map == MAP_FAILED) {
-        result.io_error = "mmap: " + ErrnoMessage(errno);
-        result.report = validator.report();
-        return;
-      }
-      (void)::madvise(map, len, MADV_SEQUENTIAL | MADV_WILLNEED);
-      validator.Feed({static_cast<const uint8_t*>(map), len});
-      ::munmap(map, len);
-      result.stored_bytes += len;
-    }
-    if (validator.failed()) {
-      result.rdb_error = validator.diagnostic();
-    } else if (validator.Finish() == rdb::Progress::kError) {
-      result.rdb_error = validator.diagnostic();
-    }
-    result.report = validator.report();
-    return;
-  }
-
-  while (n > 0) {
-    result.stored_bytes += static_cast<uint64_t>(n);
-    const Status status = decoder->Decode(chunk_buffer.first(static_cast<size_t>(n)), feed);
+  // The rest of the file is read ahead on a second thread, so the kernel's copy into our
+  // buffers overlaps the decoding and validation of the previous buffer.
+  ReadAhead ahead(fd.get());
+  std::span<const uint8_t> chunk = chunk_buffer.first(static_cast<size_t>(n));
+  bool more = static_cast<size_t>(n) == kReadChunk;  // ReadFull stops short only at the end
+  for (;;) {
+    result.stored_bytes += chunk.size();
+    const Status status = decoder->Decode(chunk, feed);
     // The validator's error comes first: its bytes precede whatever the decoder choked on.
     if (validator.failed()) {
       result.rdb_error = validator.diagnostic();
@@ -160,13 +222,15 @@ void Verify(FileVerification& result, const rdb::Options& options) {
       result.report = validator.report();
       return;
     }
-    if (static_cast<size_t>(n) < kReadChunk) break;  // ReadFull stops short only at the end
-    n = ReadFull(fd.get(), chunk_buffer);
-    if (n < 0) {
-      result.io_error = "read: " + ErrnoMessage(errno);
+    if (!more) break;
+    const ReadAhead::Chunk next = ahead.Next();
+    if (next.error != 0) {
+      result.io_error = "read: " + ErrnoMessage(next.error);
       result.report = validator.report();
       return;
     }
+    chunk = next.data;
+    more = next.more;
   }
 
   // End of file: both stages must agree that their input was complete.

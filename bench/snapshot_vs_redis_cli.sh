@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# finalsnap create-snapshot against what people do by hand, on the same node in the same run.
+#
+#   bench/snapshot_vs_redis_cli.sh [BUILD_DIR [SIZE_MB [ROUNDS]]]     (defaults: build 320 3)
+#
+# Loads SIZE_MB MB of mixed data (every type, fill_dataset) into a throwaway redis-server, then
+# for each round times, with GNU time (wall seconds, peak RSS):
+#   by hand   redis-cli --rdb - | zstd -1 > file        the node's config as it is (Debian's:
+#                                                         diskless, 5 s delay, LZF on)
+#   finalsnap create-snapshot into zstd -1 storage        fsync and readback included; a writer
+#                                                         measures the longest write stall
+#   limit     redis-cli --rdb /dev/null                   the node's raw stream with no diskless
+#                                                         delay and LZF off: the physical limit
+# and prints the best round of each, the ratios (finalsnap / by hand, finalsnap / limit), the
+# output sizes and finalsnap's peak RSS, then one JSON line. Progress goes to stderr.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+
+BUILD=${1:-build}
+SIZE_MB=${2:-320}
+ROUNDS=${3:-3}
+[[ $SIZE_MB =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "usage: $0 [BUILD_DIR [SIZE_MB [ROUNDS]]]" >&2; exit 2; }
+for tool in finalsnap fill_dataset write_stall; do
+  [[ -x $BUILD/$tool ]] || { echo "$BUILD/$tool missing: build with FINALSNAP_BENCH=ON" >&2; exit 1; }
+done
+ensure_packages
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/snapshot_bench.XXXXXX")
+port=$(free_port)
+cleanup() { stop_redis "$port" "$work" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+log() { printf 'snapshot_bench: %s\n' "$*" >&2; }
+
+mkdir -p "$work/node"
+start_redis "$port" "$work/node" --repl-diskless-sync yes --repl-diskless-sync-delay 5 \
+  --rdbcompression yes
+log "loading $SIZE_MB MB of mixed data"
+"$BUILD/fill_dataset" --port "$port" --bytes "${SIZE_MB}M" --seed 7 >&2
+used=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+log "used_memory $used bytes"
+
+cat >"$work/fleet.toml" <<EOF
+[storage]
+path = "snapshots"
+compression = "zstd"
+level = 1
+[cache_clusters.bench]
+endpoint = "127.0.0.1:$port"
+EOF
+
+# Wall time at millisecond resolution: GNU time's %e has 10 ms steps.
+wall() {
+  local t0=$EPOCHREALTIME
+  "$@"
+  seconds_since "$t0"
+}
+
+best_hand=999999; best_snap=999999; best_limit=999999
+hand_size=0; snap_size=0; snap_rss=0; stall=0
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round: redis-cli --rdb - | zstd -1"
+  t=$(wall bash -c "redis-cli -p $port --rdb - 2>/dev/null | zstd -q -1 -o '$work/hand.rdb.zst' -f")
+  hand_size=$(stat -c %s "$work/hand.rdb.zst")
+  best_hand=$(awk -v a="$best_hand" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
+
+  log "round $round: finalsnap create-snapshot (with a writer measuring stalls)"
+  rm -f "$work/stop"
+  "$BUILD/write_stall" --port "$port" --stop-file "$work/stop" >"$work/stall.json" &
+  writer=$!
+  t0=$EPOCHREALTIME
+  /usr/bin/time -f '%M' -o "$work/rss" "$BUILD/finalsnap" --fleet "$work/fleet.toml" \
+    create-snapshot --cache-cluster-id bench --snapshot-name "bench-$round" >"$work/snap.json"
+  t=$(seconds_since "$t0")
+  touch "$work/stop"
+  wait "$writer"
+  rss=$(cat "$work/rss")
+  snap_rss=$(( rss > snap_rss ? rss : snap_rss ))
+  s=$(awk -F'[:,]' '/"longest_stall_ms"/ {print $4}' "$work/stall.json" | tr -d ' ')
+  stall=$(awk -v a="$stall" -v b="$s" 'BEGIN { print (b > a ? b : a) }')
+  snap_size=$(stat -c %s "$work/snapshots/bench-$round/0001.rdb.zst")
+  best_snap=$(awk -v a="$best_snap" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
+  "$BUILD/finalsnap" --fleet "$work/fleet.toml" delete-snapshot --snapshot-name "bench-$round" \
+    >/dev/null
+
+  log "round $round: the limit, redis-cli --rdb /dev/null with no delay and LZF off"
+  redis-cli -p "$port" config set repl-diskless-sync-delay 0 >/dev/null
+  redis-cli -p "$port" config set rdbcompression no >/dev/null
+  t=$(wall bash -c "redis-cli -p $port --rdb /dev/null >/dev/null 2>&1")
+  redis-cli -p "$port" config set repl-diskless-sync-delay 5 >/dev/null
+  redis-cli -p "$port" config set rdbcompression yes >/dev/null
+  best_limit=$(awk -v a="$best_limit" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
+done
+
+ratio_hand=$(awk -v s="$best_snap" -v h="$best_hand" 'BEGIN { printf "%.3f", s / h }')
+ratio_limit=$(awk -v s="$best_snap" -v l="$best_limit" 'BEGIN { printf "%.3f", s / l }')
+ratio_size=$(awk -v s="$snap_size" -v h="$hand_size" 'BEGIN { printf "%.3f", s / h }')
+rss_mib=$(awk -v k="$snap_rss" 'BEGIN { printf "%.1f", k / 1024 }')
+cat <<EOF
+data set:                       $SIZE_MB MB loaded, used_memory $used bytes, best of $ROUNDS rounds
+redis-cli --rdb - | zstd -1:    ${best_hand} s, ${hand_size} bytes
+finalsnap create-snapshot:      ${best_snap} s, ${snap_size} bytes, peak RSS ${rss_mib} MiB
+raw stream limit:               ${best_limit} s
+finalsnap / by hand:            ${ratio_hand}x wall time, ${ratio_size}x size
+finalsnap / limit:              ${ratio_limit}x
+longest write stall seen:       ${stall} ms
+EOF
+printf '{"size_mb": %s, "hand_s": %s, "finalsnap_s": %s, "limit_s": %s, "ratio_vs_hand": %s, "ratio_vs_limit": %s, "size_ratio": %s, "peak_rss_mib": %s, "longest_stall_ms": %s}\n' \
+  "$SIZE_MB" "$best_hand" "$best_snap" "$best_limit" "$ratio_hand" "$ratio_limit" \
+  "$ratio_size" "$rss_mib" "$stall"
