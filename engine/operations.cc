@@ -169,7 +169,12 @@ class Operation {
   }
 
  private:
-  double Ms() const { return static_cast<double>(uv_now(const_cast<Loop&>(loop_).get())); }
+  // Wall-clock milliseconds (not the loop's cached time: fsync and readback block the loop).
+  static double Ms() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
 
   void Gate(const std::string& gate, const std::string& phase, bool passed,
             const std::string& evidence) {
@@ -210,6 +215,7 @@ class Operation {
   Task<OperationResult> Main();
   Task<std::optional<Refusal>> Preflight();
   Task<std::optional<Refusal>> Quiesce();
+  std::optional<Refusal> BeginSnapshot();
   Task<std::optional<Refusal>> Capture();
   Task<std::optional<Refusal>> Store();
   Task<std::optional<Refusal>> Destroy();
@@ -231,6 +237,9 @@ class Operation {
   std::map<uint64_t, rdb::DbCounts> expected_;
   std::optional<SnapshotStore> store_;
   std::unique_ptr<SnapshotWriter> writer_;
+  Snapshot initial_;
+  std::string file_;
+  int fd_ = -1;
   Snapshot manifest_;
   std::vector<ConfigChange> config_changes_;
   bool paused_ = false;
@@ -267,6 +276,7 @@ Task<OperationResult> Operation::Main() {
     }
     co_return result_;
   }
+  if (!refusal && snapshot_name_) refusal = BeginSnapshot();
   if (!refusal) refusal = Interrupted();
   if (!refusal) refusal = co_await Quiesce();
   if (!refusal) refusal = Interrupted();
@@ -501,27 +511,35 @@ Task<int> Operation::RestoreConfig() {
   co_return failed;
 }
 
-Task<std::optional<Refusal>> Operation::Capture() {
-  Snapshot initial;
-  initial.snapshot_name = *snapshot_name_;
-  initial.cache_cluster_id = entry_.id;
-  initial.engine = facts_.engine;
-  initial.engine_version = facts_.version;
-  initial.num_node_groups = 1;
-  initial.final_snapshot_of = destroy_ ? "delete-cache-cluster" : "";
-  auto begun = store_->Begin(initial);
+// Creates the partial snapshot directory and its file before writes are paused: its fsyncs
+// and the compressor's start-up must not lengthen the stall.
+std::optional<Refusal> Operation::BeginSnapshot() {
+  initial_.snapshot_name = *snapshot_name_;
+  initial_.cache_cluster_id = entry_.id;
+  initial_.engine = facts_.engine;
+  initial_.engine_version = facts_.version;
+  initial_.num_node_groups = 1;
+  initial_.final_snapshot_of = destroy_ ? "delete-cache-cluster" : "";
+  auto begun = store_->Begin(initial_);
   if (auto* error = std::get_if<std::string>(&begun)) {
-    Gate("rdb-complete", "capture", false, *error);
-    co_return Refusal{"rdb-complete", "InvalidSnapshotState", *error};
+    Gate("storage-ready", "preflight", false, *error);
+    return Refusal("storage-ready", "InvalidSnapshotState", *error);
   }
   writer_ = std::move(std::get<std::unique_ptr<SnapshotWriter>>(begun));
-  const std::string file = "0001" + FileExtension(fleet_.storage.compression);
-  auto created = writer_->CreateFile(file);
+  file_ = "0001" + FileExtension(fleet_.storage.compression);
+  auto created = writer_->CreateFile(file_);
   if (auto* error = std::get_if<std::string>(&created)) {
-    Gate("rdb-complete", "capture", false, *error);
-    co_return Refusal{"rdb-complete", "InvalidSnapshotState", *error};
+    Gate("storage-ready", "preflight", false, *error);
+    return Refusal("storage-ready", "InvalidSnapshotState", *error);
   }
-  const int fd = std::get<int>(created);
+  fd_ = std::get<int>(created);
+  return std::nullopt;
+}
+
+Task<std::optional<Refusal>> Operation::Capture() {
+  const Snapshot& initial = initial_;
+  const std::string& file = file_;
+  const int fd = fd_;
 
   BufferPool pool(kPoolBuffers, kBufferSize);
   Pipeline pipeline(loop_, pool, {fleet_.storage.compression, fleet_.storage.level}, fd);
