@@ -216,6 +216,13 @@ class Operation {
   Task<std::optional<Refusal>> Preflight();
   Task<std::optional<Refusal>> Quiesce();
   std::optional<Refusal> BeginSnapshot();
+  // INFO persistence as a field map; empty if the command failed.
+  Task<std::map<std::string, std::string>> Persistence() {
+    CommandOutcome p = co_await node_->Command(Argv("INFO", "persistence"));
+    std::map<std::string, std::string> fields;
+    if (p.ok()) fields = detail::ParseInfo(p.reply.str);
+    co_return fields;
+  }
   Task<std::optional<Refusal>> Capture();
   Task<std::optional<Refusal>> Store();
   Task<std::optional<Refusal>> Destroy();
@@ -296,10 +303,15 @@ Task<OperationResult> Operation::Main() {
                           ? refusal->message
                           : "gate " + refusal->gate + " refused: " + refusal->message;
     if (writer_) writer_->Abort();
+    // A command that timed out closed the connection: open a new one to put the node back.
+    if (node_ && !node_->connected() && (paused_ || !config_changes_.empty())) {
+      Status again = co_await node_->Connect();
+      if (!again.ok()) result_.notes.push_back("could not reconnect: " + again.message());
+    }
     if (node_ && node_->connected()) {
       if (paused_) co_await Unpause();
       co_await RestoreConfig();
-    } else if (paused_) {
+    } else if (paused_ || !config_changes_.empty()) {
       result_.notes.push_back("could not reach the node to unpause it; the pause expires on its "
                               "own within " +
                               std::to_string(entry_.settings.pause_timeout_ms) + " ms");
@@ -308,6 +320,10 @@ Task<OperationResult> Operation::Main() {
     co_return result_;
   }
   if (!destroy_) {
+    if (node_ && !node_->connected()) {
+      Status again = co_await node_->Connect();
+      if (!again.ok()) result_.notes.push_back("could not reconnect: " + again.message());
+    }
     if (paused_) co_await Unpause();
     co_await RestoreConfig();
     result_.cluster.status = "available";
@@ -496,8 +512,22 @@ Task<bool> Operation::Unpause() {
 
 Task<int> Operation::RestoreConfig() {
   int failed = 0;
+  // A slow or briefly unreachable node gets a few tries over a few seconds, each on a fresh
+  // connection with a longer timeout: leaving the node changed is the worse outcome.
+  const milliseconds patient = std::max(node_->timeouts().command, milliseconds(5000));
   for (const ConfigChange& c : config_changes_) {
-    CommandOutcome r = co_await node_->Command(Argv("CONFIG", "SET", c.name, c.original));
+    CommandOutcome r;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (!node_->connected()) {
+        if (Status s = co_await node_->Connect(); !s.ok()) {
+          r.status = s;
+          continue;
+        }
+      }
+      r = co_await node_->Command(Argv("CONFIG", "SET", c.name, c.original),
+                                  attempt == 0 ? node_->timeouts().command : patient);
+      if (r.ok()) break;
+    }
     if (r.ok()) {
       result_.notes.push_back("set " + c.name + " to " + c.applied + " for the transfer and put it "
                               "back to " + c.original);
@@ -563,9 +593,15 @@ Task<std::optional<Refusal>> Operation::Capture() {
       // running lets writes go on now; a destroy holds the pause to the end.
       if (!destroy_ && paused_) {
         pause_timer_.Stop();
-        paused_ = false;
         if (facts_.AtLeast(6, 2)) {
-          node_->Send({"CLIENT", "UNPAUSE"}, node_->timeouts().command, [](CommandOutcome) {});
+          // Counted as unpaused only once the server said so: if the connection is lost, the
+          // end of the operation reconnects and unpauses again.
+          node_->Send({"CLIENT", "UNPAUSE"}, node_->timeouts().command,
+                      [this](CommandOutcome o) {
+                        if (o.ok()) paused_ = false;
+                      });
+        } else {
+          paused_ = false;  // nothing to send: the pause lapses by itself
         }
       }
     });
@@ -681,27 +717,43 @@ Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(Pipeline& pipeline, Bu
     co_return fail("cannot read the node's dir and dbfilename: " + dir.Error() + name.Error());
   }
   const std::string path = dir.reply.elements[1].str + "/" + name.reply.elements[1].str;
-  CommandOutcome before = co_await node_->Command(Argv("LASTSAVE"));
+  // Completion is judged by the save counter (rdb_saves, 7.0+; LASTSAVE has one-second steps,
+  // so two saves within a second would look like none), else by LASTSAVE.
+  auto field = [](const std::map<std::string, std::string>& f, const char* k) {
+    auto it = f.find(k);
+    return it == f.end() ? std::string() : it->second;
+  };
+  const auto before = co_await Persistence();
+  CommandOutcome last_before = co_await node_->Command(Argv("LASTSAVE"));
   CommandOutcome bg = co_await node_->Command(Argv("BGSAVE"));
   if (!bg.ok()) co_return fail("BGSAVE refused: " + bg.Error());
-  // The child has forked: the file will be the point-in-time image.
-  if (!destroy_ && paused_) co_await Unpause();
+  // "Background saving started" means the child has forked: the file will be the point-in-time
+  // image, and a snapshot that keeps the node running lets writes go on. "scheduled" means it
+  // forks later, so the pause holds until the save is seen running.
+  bool forked = bg.reply.str.find("started") != std::string::npos;
+  if (forked && !destroy_ && paused_) co_await Unpause();
   const double deadline = Ms() + (entry_.settings.transfer_timeout_ms > 0
                                       ? entry_.settings.transfer_timeout_ms
                                       : 24.0 * 3600 * 1000);
   for (;;) {
-    CommandOutcome p = co_await node_->Command(Argv("INFO", "persistence"));
-    if (!p.ok()) co_return fail("INFO persistence failed: " + p.Error());
-    const auto f = detail::ParseInfo(p.reply.str);
-    CommandOutcome last = co_await node_->Command(Argv("LASTSAVE"));
-    const bool running = f.count("rdb_bgsave_in_progress") && f.at("rdb_bgsave_in_progress") == "1";
-    if (!running && last.ok() && last.reply.integer != before.reply.integer) {
-      if (f.count("rdb_last_bgsave_status") && f.at("rdb_last_bgsave_status") != "ok") {
-        co_return fail("BGSAVE failed on the node (rdb_last_bgsave_status " +
-                       f.at("rdb_last_bgsave_status") + ")");
-      }
-      break;
+    const auto f = co_await Persistence();
+    if (f.empty()) co_return fail("INFO persistence failed");
+    const bool running = field(f, "rdb_bgsave_in_progress") == "1";
+    if (running && !forked) {
+      forked = true;
+      if (!destroy_ && paused_) co_await Unpause();
     }
+    bool finished;
+    if (!field(before, "rdb_saves").empty()) {
+      finished = !running && std::stoull(field(f, "rdb_saves")) > std::stoull(field(before, "rdb_saves"));
+    } else {
+      CommandOutcome last = co_await node_->Command(Argv("LASTSAVE"));
+      finished = !running && last.ok() && last.reply.integer != last_before.reply.integer;
+    }
+    if (!running && field(f, "rdb_last_bgsave_status") == "err" && forked) {
+      co_return fail("BGSAVE failed on the node (rdb_last_bgsave_status err)");
+    }
+    if (finished) break;
     if (Ms() > deadline) co_return fail("BGSAVE did not finish in time");
     co_await detail::Sleep(loop_, milliseconds(20));
   }
