@@ -375,4 +375,45 @@ ServerFacts ParseServerFacts(const std::map<std::string, std::string>& info) {
   return f;
 }
 
+std::optional<RoleInfo> ParseRole(const Reply& r) {
+  if (r.type != Reply::Type::kArray || r.elements.empty()) return std::nullopt;
+  const auto& e = r.elements;
+  auto integer = [](const Reply& x) -> std::optional<int64_t> {
+    if (x.type == Reply::Type::kInteger) return x.integer;
+    if (x.type == Reply::Type::kString) {
+      int64_t v = 0;
+      auto [p, ec] = std::from_chars(x.str.data(), x.str.data() + x.str.size(), v);
+      if (ec == std::errc() && p == x.str.data() + x.str.size()) return v;
+    }
+    return std::nullopt;
+  };
+  RoleInfo info;
+  info.role = e[0].str;
+  if (info.role == "master") {
+    // ["master", offset, [[ip, "port", "offset"], ...]]
+    if (e.size() != 3 || !integer(e[1]) || e[2].type != Reply::Type::kArray) return std::nullopt;
+    info.offset = *integer(e[1]);
+    for (const Reply& rep : e[2].elements) {
+      if (rep.type != Reply::Type::kArray || rep.elements.size() < 3) return std::nullopt;
+      const auto port = integer(rep.elements[1]);
+      const auto off = integer(rep.elements[2]);
+      if (!port || !off) return std::nullopt;
+      info.replicas.push_back({rep.elements[0].str, static_cast<uint16_t>(*port),
+                               static_cast<uint64_t>(*off)});
+    }
+    return info;
+  }
+  if (info.role == "slave") {
+    // ["slave", host, port, state, offset]
+    if (e.size() != 5 || !integer(e[2]) || !integer(e[4])) return std::nullopt;
+    info.master_host = e[1].str;
+    info.master_port = static_cast<uint16_t>(*integer(e[2]));
+    info.link_state = e[3].str;
+    info.offset = *integer(e[4]);
+    return info;
+  }
+  if (info.role == "sentinel") return info;
+  return std::nullopt;
+}
+
 }  // namespace finalsnap::detail

@@ -135,6 +135,24 @@ struct ServerFacts {
 };
 ServerFacts ParseServerFacts(const std::map<std::string, std::string>& info);
 
+// The ROLE reply (REDIS-FACTS §2): a primary lists its online replicas with their acked offsets;
+// a replica names its primary, its link state and its applied offset (-1 with no link).
+struct RoleInfo {
+  struct Replica {
+    std::string host;
+    uint16_t port = 0;
+    uint64_t offset = 0;
+  };
+  std::string role;  // "master", "slave" (or "sentinel")
+  int64_t offset = 0;
+  std::vector<Replica> replicas;  // primary only
+  std::string master_host;        // replica only
+  uint16_t master_port = 0;
+  std::string link_state;         // replica only: "connected", "connect", "sync", ...
+};
+// Parses a ROLE reply; nullopt when it has neither shape.
+std::optional<RoleInfo> ParseRole(const Reply& reply);
+
 }  // namespace finalsnap::detail
 
 #endif  // FINALSNAP_ENGINE_NODE_CLIENT_H_

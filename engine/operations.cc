@@ -371,10 +371,24 @@ Task<std::optional<Refusal>> Operation::Preflight() {
                                         : "") +
            "; used_memory " + std::to_string(facts_.used_memory));
 
-  // topology-consistent: a standalone primary, the shape a cache cluster has.
+  // topology-consistent: a standalone primary, the shape a cache cluster has. ROLE lists only
+  // replicas that are online, INFO counts every attached one; both must agree it is alone.
+  CommandOutcome role_reply = co_await node_->Command(Argv("ROLE"));
+  std::optional<detail::RoleInfo> role;
+  if (role_reply.ok()) role = detail::ParseRole(role_reply.reply);
   std::string topology_fault;
-  if (facts_.loading) topology_fault = "the node is still loading its dataset";
-  if (facts_.cluster_enabled) {
+  if (role && role->role != facts_.role) {
+    topology_fault = "ROLE says " + role->role + " but INFO says " + facts_.role;
+  } else if (role && !role->replicas.empty()) {
+    topology_fault = "the node is the primary of a replication group with " +
+                     std::to_string(role->replicas.size()) +
+                     " online replica(s); use delete-replication-group";
+  }
+  if (!topology_fault.empty()) {
+    // ROLE already refused.
+  } else if (facts_.loading) {
+    topology_fault = "the node is still loading its dataset";
+  } else if (facts_.cluster_enabled) {
     topology_fault = "the node is a Redis Cluster member; use delete-replication-group";
   } else if (facts_.role != "master") {
     topology_fault = "the node is a replica (role " + facts_.role +
@@ -389,7 +403,7 @@ Task<std::optional<Refusal>> Operation::Preflight() {
     co_return Refusal{"topology-consistent", "InvalidCacheClusterState", topology_fault};
   }
   Gate("topology-consistent", "preflight", true,
-       "standalone primary, no replicas attached, cluster mode off");
+       "standalone primary (INFO and ROLE agree), no replicas attached, cluster mode off");
 
   if (!snapshot_name_) co_return std::nullopt;
 
