@@ -283,7 +283,6 @@ Task<OperationResult> Operation::Main() {
     }
     co_return result_;
   }
-  if (!refusal && snapshot_name_) refusal = BeginSnapshot();
   if (!refusal) refusal = Interrupted();
   if (!refusal) refusal = co_await Quiesce();
   if (!refusal) refusal = Interrupted();
@@ -426,7 +425,14 @@ Task<std::optional<Refusal>> Operation::Preflight() {
     co_return Refusal{"snapshot-name-free", "SnapshotAlreadyExistsFault",
                       "Snapshot " + *snapshot_name_ + " already exists."};
   }
-  Gate("snapshot-name-free", "preflight", true, "no snapshot named " + *snapshot_name_);
+  // The name is free only once it is ours: the partial directory claims it under the store's
+  // lock, so two operations racing for one name cannot both pass. (A dry run only looks.)
+  if (!options_.dry_run) {
+    if (std::optional<Refusal> r = BeginSnapshot()) co_return r;
+  }
+  Gate("snapshot-name-free", "preflight", true,
+       "no snapshot named " + *snapshot_name_ +
+           (writer_ ? "; claimed by " + writer_->dir().filename().string() : ""));
 
   // storage-ready: writable, with room for the snapshot (the dataset's size in memory is an
   // upper bound for its RDB; a compressed copy is smaller still).
@@ -555,8 +561,8 @@ Task<int> Operation::RestoreConfig() {
   co_return failed;
 }
 
-// Creates the partial snapshot directory and its file before writes are paused: its fsyncs
-// and the compressor's start-up must not lengthen the stall.
+// Creates the partial snapshot directory and its file, claiming the name; done in preflight,
+// before writes are paused, so its fsyncs never lengthen the stall.
 std::optional<Refusal> Operation::BeginSnapshot() {
   initial_.snapshot_name = *snapshot_name_;
   initial_.cache_cluster_id = entry_.id;
@@ -566,8 +572,14 @@ std::optional<Refusal> Operation::BeginSnapshot() {
   initial_.final_snapshot_of = destroy_ ? "delete-cache-cluster" : "";
   auto begun = store_->Begin(initial_);
   if (auto* error = std::get_if<std::string>(&begun)) {
+    if (store_->Exists(*snapshot_name_)) {
+      // Another operation took the name since the check: the store's lock decided the race.
+      Gate("snapshot-name-free", "preflight", false, *error);
+      return Refusal("snapshot-name-free", "SnapshotAlreadyExistsFault",
+                     "Snapshot " + *snapshot_name_ + " already exists.");
+    }
     Gate("storage-ready", "preflight", false, *error);
-    return Refusal("storage-ready", "InvalidSnapshotState", *error);
+    return Refusal("storage-ready", "InvalidParameterValue", *error);
   }
   writer_ = std::move(std::get<std::unique_ptr<SnapshotWriter>>(begun));
   file_ = "0001" + FileExtension(fleet_.storage.compression);

@@ -12,7 +12,17 @@
 //
 // Faults: the node killed mid-transfer (SIGKILL from the progress callback, or while the proxy
 // holds the stream), the replication connection cut, a payload byte flipped, the stream stalled
-// past transfer_timeout_ms, and a server too slow for command_timeout_ms (DEBUG SLEEP).
+// past transfer_timeout_ms, a node too slow for command_timeout_ms (DEBUG SLEEP) before the
+// operation or right after the transfer, and the command connection lost mid-transfer. For the
+// last two the engine may succeed or refuse, but never half: a success leaves the node as
+// before (create) or gone (delete), a refusal leaves it as before.
+//
+// Also: writers during the operation (every acknowledged write is in a final snapshot; a
+// create-snapshot image is prefix-closed), AUTH as an ACL user, two bgsave-file snapshots within
+// one second, two operations racing for one snapshot name, a dry run, and the proxy itself.
+//
+// Every fleet sets transfer_timeout_ms, so an engine that waits forever fails a test instead of
+// hanging the suite. The whole file takes about a minute on 2 cores.
 //
 // A missing redis-server, redis-check-rdb, zstd or lz4 fails these tests; it never skips them.
 #include "finalsnap/engine.h"
@@ -27,6 +37,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -273,12 +284,20 @@ DatasetStats Fill(RedisServer& server, uint64_t seed, uint64_t keys, uint64_t by
 
 // A few small keys and one `size`-byte incompressible string "big": a dataset in which a fixed
 // stream offset past the first few KB lands inside that one value.
+void SetRandomValue(RedisServer& server, const std::string& key, size_t size) {
+  std::mt19937_64 rng(size);
+  std::string value(size, '\0');
+  for (size_t i = 0; i < size; i += 8) {
+    const uint64_t word = rng();
+    std::memcpy(value.data() + i, &word, std::min<size_t>(8, size - i));
+  }
+  Reply r = server.Command("SET", key, value);
+  if (!r.ok()) throw std::runtime_error("SET " + key + ": " + r.ToString());
+}
+
 void FillBigValue(RedisServer& server, size_t size) {
-  std::mt19937_64 rng(42);
-  std::string big(size, '\0');
-  for (char& ch : big) ch = static_cast<char>(rng());
-  Reply r = server.Command("SET", "big", big);
-  if (!r.ok()) throw std::runtime_error("SET big: " + r.ToString());
+  SetRandomValue(server, "big", size);
+  Reply r;
   for (int i = 0; i < 20; ++i) {
     r = server.Command("SET", "small:" + std::to_string(i), std::to_string(i));
     if (!r.ok()) throw std::runtime_error("SET small: " + r.ToString());
@@ -395,7 +414,10 @@ struct FleetSpec {
   std::string compression = "zstd";
   std::string capture = "sync";
   std::optional<fs::path> storage;  // default: the fixture's storage dir
-  std::string cluster_extra;        // more lines for [cache_clusters.c1]
+  // Bounds every capture, so that an engine that waits forever fails the test instead of hanging
+  // the suite; 0 is the engine's default (no limit).
+  int transfer_timeout_ms = 20'000;
+  std::string cluster_extra;  // more lines for [cache_clusters.c1]
 };
 
 class EngineTest : public ::testing::Test {
@@ -421,7 +443,9 @@ class EngineTest : public ::testing::Test {
     std::string text = "[storage]\npath = \"" + spec.storage.value_or(storage_).string() +
                        "\"\ncompression = \"" + spec.compression + "\"\n\n[cache_clusters." +
                        kClusterId + "]\nendpoint = \"127.0.0.1:" + std::to_string(spec.port) +
-                       "\"\ncapture = \"" + spec.capture + "\"\n" + spec.cluster_extra;
+                       "\"\ncapture = \"" + spec.capture +
+                       "\"\ntransfer_timeout_ms = " + std::to_string(spec.transfer_timeout_ms) +
+                       "\n" + spec.cluster_extra;
     auto parsed = ParseFleet(text, dir_ / "finalsnap.toml");
     if (auto* error = std::get_if<FleetError>(&parsed)) {
       throw std::runtime_error("fleet refused: " + error->ToString() + "\n" + text);
@@ -612,11 +636,9 @@ TEST_F(EngineTest, DeleteWithoutFinalSnapshotStoresNothing) {
   RedisServer server;
   server.Start();
   Fill(server, 13, 500);
-  const Fleet fleet = MakeFleet({.port = server.port(),
-                                 .compression = "zstd",
-                                 .capture = "sync",
-                                 .storage = std::nullopt,
-                                 .cluster_extra = ""});
+  FleetSpec spec;
+  spec.port = server.port();
+  const Fleet fleet = MakeFleet(spec);
   const OperationResult r = DeleteCacheCluster(fleet, kClusterId, std::nullopt);
   EXPECT_TRUE(r.ok) << Describe(r);
   EXPECT_FALSE(r.snapshot.has_value());
@@ -646,7 +668,7 @@ TEST_F(EngineTest, BgsaveFileTwiceWithinOneSecond) {
   FleetSpec spec;
   spec.port = server.port();
   spec.capture = "bgsave-file";
-  spec.cluster_extra = "transfer_timeout_ms = 5000\n";
+  spec.transfer_timeout_ms = 5000;
   const Fleet fleet = MakeFleet(spec);
   // Start right after the second changes, so that both operations (a few tens of ms each) fall
   // in the same second.
@@ -803,6 +825,63 @@ TEST_F(EngineTest, CreateSnapshotWithWriterIsPrefixClosed) {
       << " keys, highest w:" << *present.rbegin();
   EXPECT_GE(m, acked_before);
   EXPECT_LE(m, acked_after + 1);
+}
+
+// Two create-snapshots of two nodes under one name at the same moment: one wins; the other is
+// refused as a name collision (SnapshotAlreadyExistsFault at snapshot-name-free), however the
+// two interleave, and its node is left as it was. Several rounds, to meet the interleaving in
+// which both pass the name check before either has created its partial directory.
+TEST_F(EngineTest, ConcurrentSnapshotsOfOneName) {
+  RedisServer a;
+  RedisServer b;
+  a.Start();
+  b.Start();
+  Fill(a, 41, 200);
+  Fill(b, 42, 200);
+  const NodeState before_a = ReadState(a);
+  const NodeState before_b = ReadState(b);
+  const std::string text =
+      "[storage]\npath = \"" + storage_.string() +
+      "\"\n[cache_clusters.a]\nendpoint = \"127.0.0.1:" + std::to_string(a.port()) +
+      "\"\ntransfer_timeout_ms = 20000\n[cache_clusters.b]\nendpoint = "
+      "\"127.0.0.1:" +
+      std::to_string(b.port()) + "\"\ntransfer_timeout_ms = 20000\n";
+  auto parsed = ParseFleet(text, dir_ / "finalsnap.toml");
+  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
+  const Fleet& fleet = std::get<Fleet>(parsed);
+  for (int round = 0; round < 8; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string name = "race-" + std::to_string(round);
+    std::mutex mu;
+    std::condition_variable cv;
+    int ready = 0;
+    OperationResult ra, rb;
+    auto run = [&](const char* id, OperationResult* out) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        ++ready;
+        cv.notify_all();
+        cv.wait(lock, [&] { return ready == 2; });
+      }
+      *out = CreateSnapshot(fleet, id, name);
+    };
+    std::thread ta(run, "a", &ra);
+    std::thread tb(run, "b", &rb);
+    ta.join();
+    tb.join();
+    ASSERT_NE(ra.ok, rb.ok) << "exactly one must win\n" << Describe(ra) << Describe(rb);
+    const OperationResult& lost = ra.ok ? rb : ra;
+    ExpectRefused(lost, "SnapshotAlreadyExistsFault", "snapshot-name-free");
+    ExpectNodeUntouched(a, before_a);
+    ExpectNodeUntouched(b, before_b);
+    auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
+    ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
+    const std::optional<Snapshot> snap = std::get<SnapshotStore>(opened).Describe(name);
+    ASSERT_TRUE(snap.has_value());
+    EXPECT_EQ(snap->cache_cluster_id, ra.ok ? "a" : "b");
+    EXPECT_EQ(snap->node_snapshots.at(0).keyspace, ra.ok ? before_a.keyspace : before_b.keyspace);
+  }
+  EXPECT_EQ(StorageEntries().size(), 8u);
 }
 
 // --- Refusals: the node stays as it was ----------------------------------------------------
@@ -1002,10 +1081,12 @@ class EngineProxyTest : public EngineTest, public ::testing::WithParamInterface<
 
   bool destroy() const { return GetParam(); }
 
-  OperationResult Run(const std::string& cluster_extra, const std::string& name) {
+  OperationResult Run(const std::string& cluster_extra, const std::string& name,
+                      int transfer_timeout_ms = FleetSpec().transfer_timeout_ms) {
     FleetSpec spec;
     spec.port = proxy_->port();
     spec.cluster_extra = cluster_extra;
+    spec.transfer_timeout_ms = transfer_timeout_ms;
     const Fleet fleet = MakeFleet(spec);
     return destroy() ? DeleteCacheCluster(fleet, kClusterId, name)
                      : CreateSnapshot(fleet, kClusterId, name);
@@ -1055,7 +1136,7 @@ TEST_P(EngineProxyTest, PayloadByteFlipped) {
 TEST_P(EngineProxyTest, StreamStalledPastTransferTimeout) {
   proxy_->StallAt(kFaultOffset, kReplicationConnection);
   const auto start = Clock::now();
-  const OperationResult r = Run("transfer_timeout_ms = 1500\n", "stalled");
+  const OperationResult r = Run("", "stalled", /*transfer_timeout_ms=*/1500);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   RecordProperty("seconds", std::to_string(seconds));
   EXPECT_EQ(proxy_->stalls(), 1);
@@ -1066,8 +1147,10 @@ TEST_P(EngineProxyTest, StreamStalledPastTransferTimeout) {
 }
 
 // The proxy holds the stream, the node is SIGKILLed, then the proxy lets the rest (and the
-// close) through.
+// close) through. A 32 MB value more makes the RDB far larger than what the socket buffers
+// between the node and the proxy hold, so the node cannot have sent it all before it died.
 TEST_P(EngineProxyTest, NodeKilledWhileStreamHeld) {
+  SetRandomValue(*server_, "huge", 32u << 20);
   proxy_->StallAt(kFaultOffset, kReplicationConnection);
   FleetSpec spec;
   spec.port = proxy_->port();

@@ -1,5 +1,5 @@
 // TcpProxy: a loopback TCP proxy for integration tests that injects faults into what a server
-// sends back: a flipped byte, a cut connection, a stall.
+// sends back: a flipped byte, a cut connection, a stall, a held-back stream.
 //
 //   RedisServer server;
 //   server.Start();
