@@ -99,7 +99,21 @@ struct Options {
   // the expanded length as declared. Off by default because the CRC-64 already proves those bytes
   // and the walk costs most of the validator's time on compressible data; VerifyFile turns it on
   // for files whose checksum is disabled or absent.
+  //
+  // Deep mode also proves the inside of every listpack, ziplist, intset and zipmap blob (hash,
+  // set, zset and list encodings, quicklist nodes, stream listpacks) and the checks Redis's loader
+  // makes around them, as redis-check-rdb does (it loads with sanitize-dump-payload yes): no
+  // duplicate set member, zset member or hash field, no NaN score, no empty collection, stream
+  // consumer PELs that match their group's PEL.
   bool deep = false;
+  // In deep mode, the largest blob (decompressed, and for an LZF blob compressed too) held whole
+  // for the checks above; a larger blob gets only the header checks of the default mode. It also
+  // bounds the member bytes of one set, zset or hash held for the duplicate check (and, at twice
+  // this size, their bookkeeping of 48 bytes per field or member), and the IDs of one consumer
+  // group PEL (16 bytes each): past it, that blob, collection or group gets no duplicate or PEL
+  // check. The buffers are reserved on first use and reused (about 5.25 times this size in all),
+  // so this is what deep mode's memory scales with.
+  uint64_t max_deep_blob = uint64_t{1} << 20;
 };
 
 class Validator {
