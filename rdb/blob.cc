@@ -29,10 +29,11 @@ uint64_t HashBytes(const uint8_t* p, size_t n) {
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    h = Mix(h ^ w);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;  // one multiply a word; Mix below spreads the rest
+    h ^= h >> 29;
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, p, n);
+  if (n > 0) std::memcpy(&tail, p, n);
   return Mix(h ^ tail ^ 0xff51afd7ed558ccdULL);
 }
 
@@ -360,7 +361,9 @@ void FieldSet::AddBytes(const uint8_t* data, size_t size, uint64_t origin) {
   if (ParseCanonicalInt64(data, size, &value)) {
     AddInteger(value, origin);
   } else {
-    Add(data, size, 0, origin);
+    // A null pointer marks an integer, so an empty string gets a real (if unread) address.
+    static constexpr uint8_t kEmptyString[1] = {0};
+    Add(data != nullptr ? data : kEmptyString, size, 0, origin);
   }
 }
 

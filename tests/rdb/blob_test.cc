@@ -487,6 +487,36 @@ TEST(BlobDeepValidator, TypeLevelChecks) {
   }
 }
 
+TEST(BlobDeepValidator, MemberChecksStayWithinTheirBudget) {
+  // "" and 0 are different members (Redis compares "" with "0"), whatever the budget; "0" and 0
+  // are the same one.
+  const auto set = [](auto&& add) {
+    RdbBuilder b("REDIS", 10);
+    b.SelectDb(0).Key(type::kSet, "s").Length(2);
+    add(b);
+    return b.Finish(Trailer::kZeroCrc);
+  };
+  const std::vector<uint8_t> empty_and_zero = set([](RdbBuilder& b) { b.String("").IntString(0); });
+  Options none = Deep();
+  none.max_deep_blob = 0;
+  EXPECT_EQ(testing::Validate(empty_and_zero, Chunking::kOneByte, 1, none).progress,
+            Progress::kDone);
+  EXPECT_EQ(testing::Validate(empty_and_zero, Chunking::kOneByte, 1, Deep()).progress,
+            Progress::kDone);
+  const std::vector<uint8_t> zeros = set([](RdbBuilder& b) { b.String("0").IntString(0); });
+  EXPECT_EQ(testing::Validate(zeros, Chunking::kOneByte, 1, Deep()).progress, Progress::kError);
+
+  // Members whose bytes exceed max_deep_blob are not checked for duplicates: the validator
+  // gives no verdict rather than holding more than its bound.
+  const std::string member(100, 'm');
+  const std::vector<uint8_t> twice = set([&](RdbBuilder& b) { b.String(member).String(member); });
+  Options small = Deep();
+  small.max_deep_blob = 2 * member.size() - 1;
+  EXPECT_EQ(testing::Validate(twice, Chunking::kRandom, 1, small).progress, Progress::kDone);
+  small.max_deep_blob = 2 * member.size();
+  EXPECT_EQ(testing::Validate(twice, Chunking::kRandom, 1, small).progress, Progress::kError);
+}
+
 TEST(BlobDeepValidator, StreamChecks) {
   const std::string id1(16, '\1');
   const std::string id2(16, '\2');
