@@ -15,6 +15,8 @@
 #include <variant>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace finalsnap {
 namespace {
 
@@ -38,27 +40,7 @@ FleetError MustFail(std::string_view text, const fs::path& file = kFleetFile) {
   ADD_FAILURE() << "expected an error for:\n" << text;
   return FleetError{};
 }
-
-// A temporary directory, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "fleet_test.XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using finalsnap::testing::TempDir;
 
 void WriteFile(const fs::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary);

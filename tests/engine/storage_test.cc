@@ -31,6 +31,7 @@
 
 #include "finalsnap/verify.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace finalsnap {
 namespace {
@@ -83,28 +84,7 @@ std::vector<std::string> SnapshotEntries(const fs::path& dir) {
   std::erase(names, ".lock");
   return names;
 }
-
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/finalsnap-storage-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using finalsnap::testing::TempDir;
 
 SnapshotStore OpenStore(const fs::path& root) {
   auto opened = SnapshotStore::Open(root);

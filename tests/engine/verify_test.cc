@@ -24,6 +24,7 @@
 #include "finalsnap/rdb/format.h"
 #include "finalsnap/rdb/validator.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace finalsnap {
 namespace {
@@ -43,29 +44,7 @@ void WriteBytes(const std::string& path, std::span<const uint8_t> bytes) {
             static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << path;
 }
-
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/finalsnap-verify-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using finalsnap::testing::TempDir;
 
 void RunTool(const std::vector<std::string>& argv) {
   const testing::ProcessResult r = testing::RunCommand(argv);
