@@ -989,14 +989,17 @@ class Validator::Impl {
 
   // Moves `q` past a string that lies whole in [q, end_): plain, integer, or (unless deep) LZF.
   // Returns false, leaving q alone, for anything the string states must handle.
-  bool SkipWholeString(const uint8_t*& q) const {
+  // `lzf` false refuses LZF strings too: a key is kept for diagnostics, so the string states
+  // decompress (and so check) an LZF key even outside deep mode; the fast path must not pass one
+  // the states would refuse.
+  bool SkipWholeString(const uint8_t*& q, bool lzf = true) const {
     const uint8_t* r = q;
     const uint8_t first = *r;
     if ((first >> 6) == 3) {
       const int enc = first & 0x3f;
       if (enc <= encoding::kInt32) {
         r += 1 + (size_t{1} << enc);
-      } else if (enc == encoding::kLzf && !options_.deep) {
+      } else if (enc == encoding::kLzf && lzf && !options_.deep) {
         ++r;
         uint64_t lens[2];
         for (uint64_t& len : lens) {
@@ -1039,7 +1042,9 @@ class Validator::Impl {
       }
       if (*q != type::kString) return;
       ++q;
-      if (q >= end_ || !SkipWholeString(q) || q >= end_ || !SkipWholeString(q)) return;
+      if (q >= end_ || !SkipWholeString(q, /*lzf=*/false) || q >= end_ || !SkipWholeString(q)) {
+        return;
+      }
       if (current_db_ == nullptr) return;  // the first key of a database takes the slow path
       ++current_db_->keys;
       if (expire) ++current_db_->expires;

@@ -217,3 +217,21 @@ TEST(ValidatorCorruption, DiagnosticNamesKeyTypeDbAndState) {
 
 }  // namespace
 }  // namespace finalsnap::rdb
+
+namespace finalsnap::rdb {
+namespace {
+
+// Found by the fuzzer: a broken LZF key was skipped by the whole-key fast path but refused by the
+// states (which decompress keys for diagnostics), so the verdict depended on the chunking.
+TEST(ValidatorCorruption, BrokenLzfKeyIsRefusedInEveryChunking) {
+  RdbBuilder b("REDIS", 10);
+  b.SelectDb(0).Key(type::kString, "first").String("v").Byte(type::kString);
+  const size_t key_at = b.bytes().size();
+  // LZF key: 4 compressed bytes claiming to expand to 30, whose back-reference points before
+  // the output.
+  b.Byte(0xC3).Length(4).Length(30).Byte(0x00).Byte('a').Byte(0x20).Byte(0x05).String("value");
+  ExpectError(b.Finish(), Errc::kCorrupt, key_at, "back-reference before the start");
+}
+
+}  // namespace
+}  // namespace finalsnap::rdb
