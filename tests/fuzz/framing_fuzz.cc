@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chunker.h"
 #include "repl_framing.h"
 
 namespace {
@@ -52,49 +53,9 @@ using Mode = ReplFraming::Mode;
     }                                                                                       \
   } while (0)
 
-enum class Chunking { kWhole, kOneByte, kRandom };
-
-const char* ChunkingName(Chunking c) {
-  switch (c) {
-    case Chunking::kWhole:
-      return "whole";
-    case Chunking::kOneByte:
-      return "1-byte";
-    case Chunking::kRandom:
-      return "random";
-  }
-  return "?";
-}
-
-// Chunk sizes for one feeding, from a tiny LCG (Numerical Recipes constants): what matters is a
-// reproducible spread of sizes from one input byte, not statistical quality.
-class Chunker {
- public:
-  Chunker(Chunking chunking, uint8_t seed, size_t length)
-      : chunking_(chunking), state_(seed * 2654435761u ^ static_cast<uint32_t>(length)) {}
-
-  size_t Next(size_t left) {
-    switch (chunking_) {
-      case Chunking::kWhole:
-        return left;
-      case Chunking::kOneByte:
-        return left == 0 ? 0 : 1;
-      case Chunking::kRandom: {
-        state_ = state_ * 1664525u + 1013904223u;
-        const uint32_t r = state_ >> 8;
-        // Mostly 0..16 bytes, so that lines and the mark are cut everywhere and some Feeds are
-        // empty; one in four up to 4 KiB, so that long payload runs are searched in place too.
-        const size_t size = (state_ & 0xc0000000u) == 0 ? r % 4097 : r % 17;
-        return size < left ? size : left;
-      }
-    }
-    return left;
-  }
-
- private:
-  Chunking chunking_;
-  uint32_t state_;
-};
+using finalsnap::fuzz::Chunker;
+using finalsnap::fuzz::Chunking;
+using finalsnap::fuzz::ChunkingName;
 
 struct Outcome {
   Status status = Status::kNeedMore;
