@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -28,6 +29,7 @@
 #include "node_client.h"
 #include "pipeline.h"
 #include "repl_stream.h"
+#include "topology.h"
 
 namespace finalsnap {
 namespace {
@@ -142,18 +144,72 @@ struct ConfigChange {
   std::string applied;
 };
 
+// What an operation was asked to act on.
+struct Target {
+  enum class Kind {
+    kCacheCluster,  // a standalone node: [cache_clusters.<id>]
+    kGroup,         // a whole replication group: [replication_groups.<id>]
+    kMember,        // one member cache cluster of a group ("<group>-002")
+  };
+  Kind kind = Kind::kCacheCluster;
+  std::string id;  // as the caller wrote it
+  const CacheClusterEntry* cluster = nullptr;
+  const ReplicationGroupEntry* group = nullptr;
+
+  const NodeSettings& settings() const { return cluster ? cluster->settings : group->settings; }
+  bool is_group_target() const { return kind == Kind::kGroup; }
+  // ElastiCache's fault for a target in the wrong state.
+  std::string StateFault() const {
+    return kind == Kind::kGroup ? "InvalidReplicationGroupStateFault" : "InvalidCacheClusterState";
+  }
+  std::string Noun() const {
+    return kind == Kind::kGroup ? "replication group " + group->id
+                                : "cache cluster " + (cluster ? cluster->id : id);
+  }
+};
+
+// What the operation does once the snapshot (if any) is proven.
+enum class Finish {
+  kKeep,           // create-snapshot: everything keeps running, put back as it was
+  kDestroyAll,     // delete-cache-cluster, delete-replication-group
+  kRetainPrimary,  // delete-replication-group --retain-primary-cluster: replicas only
+  kRemoveMember,   // delete-cache-cluster on a replica of a group: that replica only
+};
+
+// One shard's part of the operation: where its RDB comes from and how far it got.
+struct ShardRun {
+  explicit ShardRun(Loop& loop) : pause_timer(loop) {}
+  detail::GroupShard* shard = nullptr;
+  detail::GroupNode* source = nullptr;  // the node the RDB is captured from
+  std::vector<ConfigChange> config_changes;  // on the source, to put back
+  bool paused = false;                       // writes paused on the shard's primary
+  detail::Timer pause_timer;
+  std::vector<std::string> pause_command;
+  std::map<uint64_t, rdb::DbCounts> expected;  // INFO keyspace while paused
+  std::string file;
+  int fd = -1;
+  PipelineResult pipeline_result;
+  CaptureResult capture_result;
+  ReplicationCapture* active_capture = nullptr;
+  uint64_t progress_bytes = 0;
+};
+
 class Operation {
  public:
-  Operation(const Fleet& fleet, const CacheClusterEntry& entry, const OperationOptions& options)
-      : fleet_(fleet), entry_(entry), options_(options), pause_timer_(loop_) {
-    result_.cluster.cache_cluster_id = entry.id;
-    result_.cluster.endpoint = entry.endpoint.ToString();
-    result_.cluster.capture = std::string(CaptureModeName(entry.settings.capture));
+  Operation(const Fleet& fleet, Target target, const OperationOptions& options)
+      : fleet_(fleet), target_(std::move(target)), options_(options) {
+    if (target_.kind == Target::Kind::kCacheCluster) {
+      result_.cluster.cache_cluster_id = target_.cluster->id;
+      result_.cluster.endpoint = target_.cluster->endpoint.ToString();
+    } else {
+      result_.cluster.cache_cluster_id = target_.id;
+      result_.cluster.replication_group_id = target_.group->id;
+    }
+    result_.cluster.capture = std::string(CaptureModeName(target_.settings().capture));
   }
 
-  // destroy: delete-cache-cluster; else create-snapshot. snapshot: the name, if one is taken.
-  OperationResult Run(bool destroy, std::optional<std::string> snapshot) {
-    destroy_ = destroy;
+  OperationResult Run(Finish finish, std::optional<std::string> snapshot) {
+    finish_ = finish;
     snapshot_name_ = std::move(snapshot);
     const auto start = std::chrono::steady_clock::now();
     WatchSignals();
@@ -177,15 +233,33 @@ class Operation {
   }
 
   void Gate(const std::string& gate, const std::string& phase, bool passed,
-            const std::string& evidence) {
+            const std::string& evidence, const std::string& node = "") {
     GateVerdict v;
     v.gate = gate;
     v.phase = phase;
     v.passed = passed;
     v.evidence = evidence;
-    v.node = entry_.endpoint.ToString();
+    v.node = node;
     v.at_ms = Ms() - start_ms_;
     result_.gates.push_back(v);
+  }
+
+  bool Destroys() const { return finish_ != Finish::kKeep; }
+  // Whether the node is still running once the operation has succeeded.
+  bool Survives(const detail::GroupNode* n) const {
+    return std::find(destroy_order_.begin(), destroy_order_.end(), n) == destroy_order_.end();
+  }
+  bool AnyPaused() const {
+    for (const auto& r : runs_) {
+      if (r->paused) return true;
+    }
+    return false;
+  }
+  bool AnyConfigChanged() const {
+    for (const auto& r : runs_) {
+      if (!r->config_changes.empty()) return true;
+    }
+    return false;
   }
 
   void WatchSignals() {
@@ -199,10 +273,21 @@ class Operation {
             auto* self = static_cast<Operation*>(h->data);
             if (self->interrupted_) return;
             self->interrupted_ = sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
-            if (self->active_capture_ != nullptr) self->active_capture_->Cancel(*self->interrupted_);
+            self->CancelCaptures(*self->interrupted_);
           },
           signum);
       signals_.push_back(s);
+    }
+  }
+  // The first shard to fail stops the others: its refusal is the one reported.
+  void FailCapture(const Refusal& r) {
+    if (first_capture_refusal_) return;
+    first_capture_refusal_ = r;
+    CancelCaptures("stopped: the capture of another shard failed");
+  }
+  void CancelCaptures(const std::string& why) {
+    for (auto& r : runs_) {
+      if (r->active_capture != nullptr) r->active_capture->Cancel(why);
     }
   }
   // A refusal for an operation stopped by a signal, when one arrived.
@@ -214,51 +299,54 @@ class Operation {
 
   Task<OperationResult> Main();
   Task<std::optional<Refusal>> Preflight();
-  Task<std::optional<Refusal>> Quiesce();
+  std::optional<Refusal> CheckFits();
   std::optional<Refusal> BeginSnapshot();
-  // INFO persistence as a field map; empty if the command failed.
-  Task<std::map<std::string, std::string>> Persistence() {
-    CommandOutcome p = co_await node_->Command(Argv("INFO", "persistence"));
+  Task<std::optional<Refusal>> Quiesce();
+  Task<std::optional<Refusal>> PauseShard(ShardRun& run);
+  Task<std::optional<Refusal>> Capture();
+  Task<std::optional<Refusal>> CaptureShard(ShardRun& run);
+  Task<std::optional<Refusal>> CaptureBgsaveFile(ShardRun& run, Pipeline& pipeline,
+                                                 BufferPool& pool);
+  Task<std::optional<Refusal>> Store();
+  Task<std::optional<Refusal>> Destroy();
+  Task<std::optional<Refusal>> ShutDown(detail::GroupNode& node);
+  Task<bool> ForgetInSentinels();
+  Task<bool> Unpause(ShardRun& run);
+  Task<int> RestoreConfig(ShardRun& run);
+  Task<bool> PutBack(bool everything);
+  // INFO persistence of `node` as a field map; empty if the command failed.
+  Task<std::map<std::string, std::string>> Persistence(NodeClient& node) {
+    CommandOutcome p = co_await node.Command(Argv("INFO", "persistence"));
     std::map<std::string, std::string> fields;
     if (p.ok()) fields = detail::ParseInfo(p.reply.str);
     co_return fields;
   }
-  Task<std::optional<Refusal>> Capture();
-  Task<std::optional<Refusal>> Store();
-  Task<std::optional<Refusal>> Destroy();
-  Task<bool> Unpause();
-  Task<int> RestoreConfig();
-  Task<std::optional<Refusal>> CaptureBgsaveFile(Pipeline& pipeline, BufferPool& pool);
+  void Progress();
+  void Describe(const std::string& status);
 
   Loop loop_;
   const Fleet& fleet_;
-  const CacheClusterEntry& entry_;
+  Target target_;
   const OperationOptions& options_;
   OperationResult result_;
-  bool destroy_ = false;
+  Finish finish_ = Finish::kKeep;
   std::optional<std::string> snapshot_name_;
   double start_ms_ = 0;
+  double transfer_start_ms_ = 0;
 
-  std::unique_ptr<NodeClient> node_;
-  ServerFacts facts_;
-  std::map<uint64_t, rdb::DbCounts> expected_;
+  detail::Topology topology_;
+  detail::GroupNode* member_ = nullptr;  // Kind::kMember: the member asked for
+  std::vector<std::unique_ptr<ShardRun>> runs_;
+  // The nodes a destroy shuts down, replicas before primaries.
+  std::vector<detail::GroupNode*> destroy_order_;
   std::optional<SnapshotStore> store_;
   std::unique_ptr<SnapshotWriter> writer_;
-  Snapshot initial_;
-  std::string file_;
-  int fd_ = -1;
   Snapshot manifest_;
-  std::vector<ConfigChange> config_changes_;
-  bool paused_ = false;
-  detail::Timer pause_timer_;
-  std::string pause_command_;
-  PipelineResult pipeline_result_;
-  CaptureResult capture_result_;
-  // SIGINT/SIGTERM while the operation runs: the capture is cancelled and the operation refuses
-  // at the next step, so the node is unpaused and put back before the process exits.
+  // SIGINT/SIGTERM while the operation runs: the captures are cancelled and the operation
+  // refuses at the next step, so the nodes are unpaused and put back before the process exits.
   std::optional<std::string> interrupted_;
-  ReplicationCapture* active_capture_ = nullptr;
   std::vector<uv_signal_t*> signals_;
+  std::optional<Refusal> first_capture_refusal_;
 };
 
 Task<OperationResult> Operation::Main() {
@@ -266,21 +354,39 @@ Task<OperationResult> Operation::Main() {
   std::optional<Refusal> refusal = co_await Preflight();
   if (!refusal && options_.dry_run) {
     result_.ok = true;
-    result_.plan.push_back("pause writes on " + entry_.endpoint.ToString() + " (CLIENT PAUSE " +
-                           std::to_string(entry_.settings.pause_timeout_ms) + " WRITE, renewed)");
+    for (const auto& run : runs_) {
+      result_.plan.push_back("pause writes on " + run->shard->primary->address.ToString() +
+                             " (CLIENT PAUSE " +
+                             std::to_string(target_.settings().pause_timeout_ms) +
+                             " WRITE, renewed)");
+    }
     if (snapshot_name_) {
-      result_.plan.push_back("stream the RDB (" +
-                             std::string(CaptureModeName(entry_.settings.capture)) +
-                             ") through the validator into snapshot " + *snapshot_name_ + " (" +
-                             std::string(CompressionName(fleet_.storage.compression)) + ")");
+      for (const auto& run : runs_) {
+        result_.plan.push_back(
+            "stream the RDB of " + run->source->address.ToString() + " (" +
+            std::string(CaptureModeName(target_.settings().capture)) +
+            ") through the validator into snapshot " + *snapshot_name_ + " as " +
+            run->shard->node_group_id + FileExtension(fleet_.storage.compression));
+      }
       result_.plan.push_back("fsync, read back and check the snapshot");
     }
-    if (destroy_) {
-      result_.plan.push_back("SHUTDOWN NOSAVE " + entry_.endpoint.ToString() +
-                             " and confirm it no longer accepts connections");
-    } else {
-      result_.plan.push_back("unpause once the server has forked; put its config back");
+    for (const detail::GroupNode* n : destroy_order_) {
+      result_.plan.push_back("SHUTDOWN NOSAVE " + n->address.ToString() + " (" +
+                             (n->primary ? "primary" : "replica") +
+                             ") and confirm it no longer accepts connections");
     }
+    if (Destroys() && !topology_.sentinels.empty()) {
+      result_.plan.push_back(std::string(finish_ == Finish::kDestroyAll ? "SENTINEL REMOVE "
+                                                                        : "SENTINEL RESET ") +
+                             target_.group->master_name + " on " +
+                             std::to_string(topology_.sentinels.size()) + " sentinel(s)");
+    }
+    if (finish_ != Finish::kDestroyAll) {
+      result_.plan.push_back(finish_ == Finish::kKeep
+                                 ? "unpause once the server has forked; put its config back"
+                                 : "unpause the nodes that stay and put their config back");
+    }
+    Describe("available");
     co_return result_;
   }
   if (!refusal) refusal = Interrupted();
@@ -291,10 +397,10 @@ Task<OperationResult> Operation::Main() {
   if (!refusal) refusal = Interrupted();
   if (!refusal && snapshot_name_) refusal = co_await Store();
   if (!refusal) refusal = Interrupted();
-  if (!refusal && destroy_) refusal = co_await Destroy();
+  if (!refusal && Destroys()) refusal = co_await Destroy();
 
   if (refusal) {
-    // Refuse: writes resume, the node is left as it was, no partial snapshot remains.
+    // Refuse: writes resume, the nodes are left as they were, no partial snapshot remains.
     result_.ok = false;
     result_.fault = refusal->fault;
     result_.failed_gate = refusal->gate;
@@ -302,107 +408,149 @@ Task<OperationResult> Operation::Main() {
                           ? refusal->message
                           : "gate " + refusal->gate + " refused: " + refusal->message;
     if (writer_) writer_->Abort();
-    // A command that timed out closed the connection: open a new one to put the node back.
-    if (node_ && !node_->connected() && (paused_ || !config_changes_.empty())) {
-      Status again = co_await node_->Connect();
-      if (!again.ok()) result_.notes.push_back("could not reconnect: " + again.message());
-    }
-    if (node_ && node_->connected()) {
-      if (paused_) co_await Unpause();
-      co_await RestoreConfig();
-    } else if (paused_ || !config_changes_.empty()) {
-      result_.notes.push_back("could not reach the node to unpause it; the pause expires on its "
-                              "own within " +
-                              std::to_string(entry_.settings.pause_timeout_ms) + " ms");
-    }
-    result_.cluster.status = "available";
+    co_await PutBack(/*everything=*/true);
+    Describe("available");
     co_return result_;
   }
-  if (!destroy_) {
-    if (node_ && !node_->connected()) {
-      Status again = co_await node_->Connect();
-      if (!again.ok()) result_.notes.push_back("could not reconnect: " + again.message());
-    }
-    if (paused_) co_await Unpause();
-    co_await RestoreConfig();
-    result_.cluster.status = "available";
-  } else {
-    result_.cluster.status = "deleted";
-  }
+  co_await PutBack(/*everything=*/false);
+  Describe(finish_ == Finish::kKeep ? "available" : "deleted");
   result_.ok = true;
   co_return result_;
 }
 
+// Unpauses and puts back the config of every node that is still running (everything: after a
+// refusal; else the survivors of a destroy). A command that timed out closed its connection: a
+// new one is opened to put the node back.
+Task<bool> Operation::PutBack(bool everything) {
+  for (auto& run : runs_) {
+    const bool primary_left = everything || Survives(run->shard->primary);
+    const bool source_left = everything || Survives(run->source);
+    std::vector<detail::GroupNode*> nodes;
+    nodes.push_back(run->shard->primary);
+    if (run->source != run->shard->primary) nodes.push_back(run->source);
+    for (detail::GroupNode* n : nodes) {
+      const bool needed = n == run->shard->primary ? primary_left && run->paused
+                                                   : source_left && !run->config_changes.empty();
+      if (needed && !n->client->connected()) {
+        Status again = co_await n->client->Connect();
+        if (!again.ok()) {
+          result_.notes.push_back("could not reconnect to " + n->address.ToString() + ": " +
+                                  again.message());
+        }
+      }
+    }
+    if (primary_left && run->paused) {
+      if (run->shard->primary->client->connected()) {
+        co_await Unpause(*run);
+      } else {
+        result_.notes.push_back("could not reach " + run->shard->primary->address.ToString() +
+                                " to unpause it; the pause expires on its own within " +
+                                std::to_string(target_.settings().pause_timeout_ms) + " ms");
+      }
+    }
+    if (source_left) co_await RestoreConfig(*run);
+  }
+  co_return true;
+}
+
+// The target's fields for the result: the cache cluster, and for groups the live topology.
+void Operation::Describe(const std::string& status) {
+  if (!topology_.shards.empty()) {
+    const detail::GroupNode* n = member_ != nullptr ? member_ : topology_.shards[0].primary;
+    result_.cluster.endpoint = n->address.ToString();
+    result_.cluster.engine = n->facts.engine;
+    result_.cluster.engine_version = n->facts.version;
+    result_.cluster.role = n->facts.role;
+    result_.cluster.used_memory = n->facts.used_memory;
+  }
+  result_.cluster.status = status;
+  if (target_.kind == Target::Kind::kCacheCluster) return;
+  ReplicationGroupInfo g;
+  g.replication_group_id = target_.group->id;
+  g.status = status;
+  g.cluster_enabled = topology_.cluster_enabled;
+  g.discovered_via = topology_.discovered_via;
+  for (const detail::GroupShard& s : topology_.shards) {
+    NodeGroupInfo ng;
+    ng.node_group_id = s.node_group_id;
+    ng.status = status;
+    ng.slot_ranges = s.slots;
+    ng.slots = detail::SlotRangesText(s.slots);
+    for (const detail::GroupNode* n : s.members) {
+      GroupMember m;
+      m.cache_cluster_id = n->cache_cluster_id;
+      m.endpoint = n->address.ToString();
+      m.current_role = n->primary ? "primary" : "replica";
+      m.status = status == "deleted" && Survives(n) ? "available" : status;
+      m.repl_offset = n->primary ? n->facts.master_repl_offset : n->applied_offset;
+      m.link = n->primary ? "" : (n->link_up ? "up" : "down");
+      ng.members.push_back(std::move(m));
+    }
+    g.node_groups.push_back(std::move(ng));
+    if (g.engine.empty()) {
+      g.engine = s.primary->facts.engine;
+      g.engine_version = s.primary->facts.version;
+    }
+  }
+  if (finish_ == Finish::kRetainPrimary || finish_ == Finish::kRemoveMember) {
+    if (status == "deleted") g.status = "available";  // the group itself stays
+  }
+  result_.group = std::move(g);
+}
+
 Task<std::optional<Refusal>> Operation::Preflight() {
-  // target-resolved: the node answers (with AUTH if configured).
-  const ResolvedSecret password = ResolvePassword(entry_.settings);
+  // target-resolved: every node (and sentinel) answers, with AUTH if configured.
+  const NodeSettings& settings = target_.settings();
+  const ResolvedSecret password = ResolvePassword(settings);
   if (!password.ok()) {
     Gate("target-resolved", "preflight", false, password.error);
     co_return Refusal{"target-resolved", "InvalidParameterValue", password.error};
   }
-  NodeAuth auth{entry_.settings.username, password.value};
-  NodeTimeouts timeouts{milliseconds(entry_.settings.connect_timeout_ms),
-                        milliseconds(entry_.settings.command_timeout_ms)};
-  node_ = std::make_unique<NodeClient>(
-      loop_, NodeAddress{entry_.endpoint.host, entry_.endpoint.port}, auth, timeouts);
-  if (Status s = co_await node_->Connect(); !s.ok()) {
-    Gate("target-resolved", "preflight", false, s.message());
-    co_return Refusal{"target-resolved", "InvalidCacheClusterState",
-                      "cache cluster " + entry_.id + " is not reachable: " + s.message()};
+  detail::DiscoveryRequest request;
+  if (target_.kind == Target::Kind::kCacheCluster) {
+    request.endpoints.push_back(target_.cluster->endpoint);
+  } else {
+    request.group_id = target_.group->id;
+    request.endpoints = target_.group->endpoints;
+    request.sentinels = target_.group->sentinels;
+    request.master_name = target_.group->master_name;
   }
-  CommandOutcome info = co_await node_->Command(Argv("INFO", "all"));
-  if (!info.ok()) {
-    Gate("target-resolved", "preflight", false, "INFO failed: " + info.Error());
-    co_return Refusal{"target-resolved", "InvalidCacheClusterState",
-                      "INFO on " + entry_.endpoint.ToString() + " failed: " + info.Error()};
+  request.auth = NodeAuth{settings.username, password.value};
+  request.timeouts = NodeTimeouts{milliseconds(settings.connect_timeout_ms),
+                                  milliseconds(settings.command_timeout_ms)};
+  topology_ = co_await detail::Discover(loop_, request);
+  if (!topology_.unreachable.empty()) {
+    Gate("target-resolved", "preflight", false, topology_.unreachable);
+    co_return Refusal{"target-resolved", target_.StateFault(),
+                      target_.Noun() + " is not reachable: " + topology_.unreachable};
   }
-  const auto fields = detail::ParseInfo(info.reply.str);
-  facts_ = detail::ParseServerFacts(fields);
-  result_.cluster.engine = facts_.engine;
-  result_.cluster.engine_version = facts_.version;
-  result_.cluster.role = facts_.role;
-  result_.cluster.used_memory = facts_.used_memory;
-  Gate("target-resolved", "preflight", true,
-       facts_.engine + " " + facts_.version + " at " + entry_.endpoint.ToString() +
-           " answered" + (auth.password ? " (AUTH" +
-                                              (auth.username.empty() ? "" : " as " + auth.username) +
-                                              ")"
-                                        : "") +
-           "; used_memory " + std::to_string(facts_.used_memory));
+  {
+    std::string evidence;
+    for (const auto& n : topology_.nodes) {
+      if (!evidence.empty()) evidence += "; ";
+      evidence += n->facts.engine + " " + n->facts.version + " at " + n->address.ToString() +
+                  " answered";
+    }
+    if (request.auth.password) {
+      evidence += " (AUTH" +
+                  (request.auth.username.empty() ? "" : " as " + request.auth.username) + ")";
+    }
+    if (!topology_.sentinels.empty()) {
+      evidence += "; discovered through " + std::to_string(topology_.sentinels.size()) +
+                  " sentinel(s) for " + target_.group->master_name;
+    }
+    if (topology_.nodes.size() == 1) {
+      evidence += "; used_memory " + std::to_string(topology_.nodes[0]->facts.used_memory);
+    }
+    Gate("target-resolved", "preflight", true, evidence);
+  }
 
-  // topology-consistent: a standalone primary, the shape a cache cluster has. ROLE lists only
-  // replicas that are online, INFO counts every attached one; both must agree it is alone.
-  CommandOutcome role_reply = co_await node_->Command(Argv("ROLE"));
-  std::optional<detail::RoleInfo> role;
-  if (role_reply.ok()) role = detail::ParseRole(role_reply.reply);
-  std::string topology_fault;
-  if (role && role->role != facts_.role) {
-    topology_fault = "ROLE says " + role->role + " but INFO says " + facts_.role;
-  } else if (role && !role->replicas.empty()) {
-    topology_fault = "the node is the primary of a replication group with " +
-                     std::to_string(role->replicas.size()) +
-                     " online replica(s); use delete-replication-group";
+  // topology-consistent: roles agree, and the operation fits what was found.
+  if (!topology_.inconsistent.empty()) {
+    Gate("topology-consistent", "preflight", false, topology_.inconsistent);
+    co_return Refusal{"topology-consistent", target_.StateFault(), topology_.inconsistent};
   }
-  if (!topology_fault.empty()) {
-    // ROLE already refused.
-  } else if (facts_.loading) {
-    topology_fault = "the node is still loading its dataset";
-  } else if (facts_.cluster_enabled) {
-    topology_fault = "the node is a Redis Cluster member; use delete-replication-group";
-  } else if (facts_.role != "master") {
-    topology_fault = "the node is a replica (role " + facts_.role +
-                     "); a cache cluster is a standalone primary";
-  } else if (facts_.connected_replicas > 0) {
-    topology_fault = "the node is the primary of a replication group with " +
-                     std::to_string(facts_.connected_replicas) +
-                     " replica(s); use delete-replication-group";
-  }
-  if (!topology_fault.empty()) {
-    Gate("topology-consistent", "preflight", false, topology_fault);
-    co_return Refusal{"topology-consistent", "InvalidCacheClusterState", topology_fault};
-  }
-  Gate("topology-consistent", "preflight", true,
-       "standalone primary (INFO and ROLE agree), no replicas attached, cluster mode off");
+  if (std::optional<Refusal> r = CheckFits()) co_return r;
 
   if (!snapshot_name_) co_return std::nullopt;
 
@@ -441,9 +589,9 @@ Task<std::optional<Refusal>> Operation::Preflight() {
     co_return Refusal{"storage-ready", "InvalidParameterValue",
                       "snapshot storage is not writable: " + s.message()};
   }
-  const uint64_t estimate = fleet_.storage.compression == Compression::kNone
-                                ? facts_.used_memory
-                                : facts_.used_memory / 2;
+  uint64_t used = 0;
+  for (const auto& run : runs_) used += run->source->facts.used_memory;
+  const uint64_t estimate = fleet_.storage.compression == Compression::kNone ? used : used / 2;
   const uint64_t free_bytes = store_->FreeBytes();
   if (free_bytes < estimate) {
     const std::string why = std::to_string(free_bytes) + " bytes free in " +
@@ -458,119 +606,125 @@ Task<std::optional<Refusal>> Operation::Preflight() {
   co_return std::nullopt;
 }
 
-Task<std::optional<Refusal>> Operation::Quiesce() {
-  // The transfer starts at once, not after the diskless delay, and the server skips LZF: the
-  // stream is recompressed here anyway, and LZF in the forked child is the slowest stage of the
-  // whole transfer. Both are put back afterwards (create-snapshot) or on any refusal.
-  if (snapshot_name_ && entry_.settings.capture == CaptureMode::kSync) {
-    std::vector<std::pair<std::string, std::string>> wanted;
-    wanted.emplace_back("repl-diskless-sync-delay", "0");
-    wanted.emplace_back("rdbcompression", "no");
-    for (const auto& [name, value] : wanted) {
-      CommandOutcome get = co_await node_->Command(Argv("CONFIG", "GET", name));
-      if (!get.ok() || get.reply.elements.size() != 2) continue;  // renamed CONFIG: leave it
-      const std::string original = get.reply.elements[1].str;
-      if (original == value) continue;
-      CommandOutcome set = co_await node_->Command(Argv("CONFIG", "SET", name, value));
-      if (set.ok()) config_changes_.push_back({name, original, value});
+// The second half of topology-consistent: the operation fits the topology found. Chooses each
+// shard's source and the nodes a destroy shuts down.
+std::optional<Refusal> Operation::CheckFits() {
+  auto refuse = [this](const std::string& fault, const std::string& why) {
+    Gate("topology-consistent", "preflight", false, why);
+    return Refusal("topology-consistent", fault, why);
+  };
+  if (target_.kind == Target::Kind::kMember) {
+    member_ = topology_.FindMember(target_.id);
+    if (member_ == nullptr) {
+      std::string ids;
+      for (const auto& n : topology_.nodes) ids += (ids.empty() ? "" : ", ") + n->cache_cluster_id;
+      const std::string why = "replication group " + target_.group->id + " has no member " +
+                              target_.id + " (members: " + ids + ")";
+      Gate("topology-consistent", "preflight", false, why);
+      return Refusal("topology-consistent", "CacheClusterNotFound",
+                     "CacheCluster " + target_.id + " not found.");
     }
-  }
-
-  // writes-paused: CLIENT PAUSE WRITE (6.2+) or plain CLIENT PAUSE, renewed well before it
-  // expires; if this process dies the pause lapses by itself.
-  const bool write_mode = facts_.AtLeast(6, 2);
-  const std::string timeout = std::to_string(entry_.settings.pause_timeout_ms);
-  std::vector<std::string> pause = Argv("CLIENT", "PAUSE", timeout);
-  if (write_mode) pause.push_back("WRITE");
-  CommandOutcome paused = co_await node_->Command(pause);
-  if (!paused.ok()) {
-    Gate("writes-paused", "quiesce", false, "CLIENT PAUSE failed: " + paused.Error());
-    co_return Refusal{"writes-paused", "InvalidCacheClusterState",
-                      "CLIENT PAUSE on " + entry_.endpoint.ToString() + " failed: " +
-                          paused.Error()};
-  }
-  paused_ = true;
-  pause_timer_.Repeat(milliseconds(std::max(entry_.settings.pause_timeout_ms / 3, 50)),
-                      [this, pause] {
-                        if (node_ && node_->connected()) {
-                          node_->Send(pause, node_->timeouts().command, [](CommandOutcome) {});
-                        }
-                      });
-  CommandOutcome keyspace = co_await node_->Command(Argv("INFO", "keyspace"));
-  if (!keyspace.ok()) {
-    Gate("writes-paused", "quiesce", false, "INFO keyspace failed: " + keyspace.Error());
-    co_return Refusal{"writes-paused", "InvalidCacheClusterState",
-                      "INFO keyspace failed: " + keyspace.Error()};
-  }
-  expected_ = detail::ParseKeyspace(detail::ParseInfo(keyspace.reply.str));
-  Gate("writes-paused", "quiesce", true,
-       "CLIENT PAUSE " + timeout + (write_mode ? " WRITE" : " (all clients; server before 6.2)") +
-           " held, renewed every " +
-           std::to_string(std::max(entry_.settings.pause_timeout_ms / 3, 50)) +
-           " ms; keyspace while paused: " + KeyspaceText(expected_));
-  co_return std::nullopt;
-}
-
-Task<bool> Operation::Unpause() {
-  pause_timer_.Stop();
-  if (!paused_) co_return true;
-  paused_ = false;
-  if (!facts_.AtLeast(6, 2)) {
-    result_.notes.push_back("servers before 6.2 have no CLIENT UNPAUSE: writes resume when the "
-                            "pause expires, within " +
-                            std::to_string(entry_.settings.pause_timeout_ms) + " ms");
-    co_return true;
-  }
-  CommandOutcome r = co_await node_->Command(Argv("CLIENT", "UNPAUSE"));
-  if (!r.ok()) {
-    result_.notes.push_back("CLIENT UNPAUSE failed (" + r.Error() +
-                            "); the pause expires on its own within " +
-                            std::to_string(entry_.settings.pause_timeout_ms) + " ms");
-  }
-  co_return r.ok();
-}
-
-Task<int> Operation::RestoreConfig() {
-  int failed = 0;
-  // A slow or briefly unreachable node gets a few tries over a few seconds, each on a fresh
-  // connection with a longer timeout: leaving the node changed is the worse outcome.
-  const milliseconds patient = std::max(node_->timeouts().command, milliseconds(5000));
-  for (const ConfigChange& c : config_changes_) {
-    CommandOutcome r;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (!node_->connected()) {
-        if (Status s = co_await node_->Connect(); !s.ok()) {
-          r.status = s;
-          continue;
-        }
+    result_.cluster.cache_cluster_id = member_->cache_cluster_id;
+    if (Destroys()) {
+      const detail::GroupShard* shard = topology_.ShardOf(member_);
+      if (topology_.cluster_enabled) {
+        return refuse("InvalidCacheClusterState",
+                      member_->cache_cluster_id + " is a member of a Redis Cluster replication "
+                      "group; delete-replication-group removes the group");
       }
-      r = co_await node_->Command(Argv("CONFIG", "SET", c.name, c.original),
-                                  attempt == 0 ? node_->timeouts().command : patient);
-      if (r.ok()) break;
-    }
-    if (r.ok()) {
-      result_.notes.push_back("set " + c.name + " to " + c.applied + " for the transfer and put it "
-                              "back to " + c.original);
-    } else {
-      ++failed;
-      result_.notes.push_back("could not put " + c.name + " back to " + c.original + ": " +
-                              r.Error());
+      if (member_->primary) {
+        return refuse("InvalidCacheClusterState",
+                      member_->cache_cluster_id + " is the primary of replication group " +
+                          target_.group->id + "; delete-replication-group removes the group");
+      }
+      if (shard->replicas.size() <= 1) {
+        return refuse("InvalidCacheClusterState",
+                      member_->cache_cluster_id + " is the last replica of replication group " +
+                          target_.group->id);
+      }
     }
   }
-  config_changes_.clear();
-  co_return failed;
+  if (finish_ == Finish::kRetainPrimary && topology_.shards.size() > 1) {
+    return refuse("InvalidParameterCombination",
+                  "RetainPrimaryCluster applies to a group with one shard; " + target_.group->id +
+                      " has " + std::to_string(topology_.shards.size()));
+  }
+  for (detail::GroupShard& shard : topology_.shards) {
+    auto run = std::make_unique<ShardRun>(loop_);
+    run->shard = &shard;
+    run->source = shard.primary;
+    if (member_ != nullptr) {
+      if (topology_.ShardOf(member_) != &shard) continue;
+      // A member's own snapshot comes from that member; removing a replica snapshots the group.
+      if (finish_ == Finish::kKeep) run->source = member_;
+    } else if (options_.snapshot_from_replica && snapshot_name_) {
+      if (shard.replicas.empty()) {
+        return refuse(target_.StateFault(), "shard " + shard.node_group_id +
+                                                " has no replica to take the snapshot from");
+      }
+      run->source = shard.replicas.front();
+    }
+    runs_.push_back(std::move(run));
+  }
+  switch (finish_) {
+    case Finish::kKeep:
+      break;
+    case Finish::kRemoveMember:
+      destroy_order_.push_back(member_);
+      break;
+    case Finish::kDestroyAll:
+    case Finish::kRetainPrimary:
+      for (detail::GroupShard& s : topology_.shards) {
+        for (detail::GroupNode* r : s.replicas) destroy_order_.push_back(r);
+      }
+      if (finish_ == Finish::kDestroyAll) {
+        for (detail::GroupShard& s : topology_.shards) destroy_order_.push_back(s.primary);
+      }
+      break;
+  }
+  std::string evidence = topology_.topology_evidence;
+  if (member_ != nullptr) {
+    evidence += "; " + member_->cache_cluster_id + " is " + member_->address.ToString() + " (" +
+                (member_->primary ? "primary" : "replica") + ")";
+  }
+  if (options_.snapshot_from_replica && snapshot_name_ && member_ == nullptr) {
+    evidence += "; snapshots from replicas";
+    for (const auto& run : runs_) evidence += " " + run->source->address.ToString();
+  }
+  Gate("topology-consistent", "preflight", true, evidence);
+  return std::nullopt;
 }
 
-// Creates the partial snapshot directory and its file, claiming the name; done in preflight,
-// before writes are paused, so its fsyncs never lengthen the stall.
+// Creates the partial snapshot directory and one file per shard, claiming the name; done in
+// preflight, before writes are paused, so its fsyncs never lengthen the stall.
 std::optional<Refusal> Operation::BeginSnapshot() {
-  initial_.snapshot_name = *snapshot_name_;
-  initial_.cache_cluster_id = entry_.id;
-  initial_.engine = facts_.engine;
-  initial_.engine_version = facts_.version;
-  initial_.num_node_groups = 1;
-  initial_.final_snapshot_of = destroy_ ? "delete-cache-cluster" : "";
-  auto begun = store_->Begin(initial_);
+  Snapshot initial;
+  initial.snapshot_name = *snapshot_name_;
+  if (target_.kind == Target::Kind::kCacheCluster) {
+    initial.cache_cluster_id = target_.cluster->id;
+  } else {
+    initial.replication_group_id = target_.group->id;
+    if (target_.kind == Target::Kind::kMember && finish_ == Finish::kKeep) {
+      initial.cache_cluster_id = member_->cache_cluster_id;
+    }
+  }
+  initial.engine = topology_.shards[0].primary->facts.engine;
+  initial.engine_version = topology_.shards[0].primary->facts.version;
+  initial.num_node_groups = static_cast<int>(runs_.size());
+  switch (finish_) {
+    case Finish::kKeep:
+      break;
+    case Finish::kDestroyAll:
+    case Finish::kRetainPrimary:
+      initial.final_snapshot_of =
+          target_.kind == Target::Kind::kGroup ? "delete-replication-group" : "delete-cache-cluster";
+      break;
+    case Finish::kRemoveMember:
+      initial.final_snapshot_of = "delete-cache-cluster";
+      break;
+  }
+  manifest_ = initial;
+  auto begun = store_->Begin(initial);
   if (auto* error = std::get_if<std::string>(&begun)) {
     if (store_->Exists(*snapshot_name_)) {
       // Another operation took the name since the check: the store's lock decided the race.
@@ -582,67 +736,259 @@ std::optional<Refusal> Operation::BeginSnapshot() {
     return Refusal("storage-ready", "InvalidParameterValue", *error);
   }
   writer_ = std::move(std::get<std::unique_ptr<SnapshotWriter>>(begun));
-  file_ = "0001" + FileExtension(fleet_.storage.compression);
-  auto created = writer_->CreateFile(file_);
-  if (auto* error = std::get_if<std::string>(&created)) {
-    Gate("storage-ready", "preflight", false, *error);
-    return Refusal("storage-ready", "InvalidSnapshotState", *error);
+  for (auto& run : runs_) {
+    run->file = run->shard->node_group_id + FileExtension(fleet_.storage.compression);
+    auto created = writer_->CreateFile(run->file);
+    if (auto* error = std::get_if<std::string>(&created)) {
+      Gate("storage-ready", "preflight", false, *error);
+      return Refusal("storage-ready", "InvalidSnapshotState", *error);
+    }
+    run->fd = std::get<int>(created);
   }
-  fd_ = std::get<int>(created);
   return std::nullopt;
 }
 
-Task<std::optional<Refusal>> Operation::Capture() {
-  const Snapshot& initial = initial_;
-  const std::string& file = file_;
-  const int fd = fd_;
+Task<std::optional<Refusal>> Operation::Quiesce() {
+  // The transfer starts at once, not after the diskless delay, and the server skips LZF: the
+  // stream is recompressed here anyway, and LZF in the forked child is the slowest stage of the
+  // whole transfer. Both are put back afterwards (for nodes that keep running) or on any refusal.
+  if (snapshot_name_ && target_.settings().capture == CaptureMode::kSync) {
+    for (auto& run : runs_) {
+      NodeClient& node = *run->source->client;
+      std::vector<std::pair<std::string, std::string>> wanted;
+      wanted.emplace_back("repl-diskless-sync-delay", "0");
+      wanted.emplace_back("rdbcompression", "no");
+      for (const auto& [name, value] : wanted) {
+        CommandOutcome get = co_await node.Command(Argv("CONFIG", "GET", name));
+        if (!get.ok() || get.reply.elements.size() != 2) continue;  // renamed CONFIG: leave it
+        const std::string original = get.reply.elements[1].str;
+        if (original == value) continue;
+        CommandOutcome set = co_await node.Command(Argv("CONFIG", "SET", name, value));
+        if (set.ok()) run->config_changes.push_back({name, original, value});
+      }
+    }
+  }
+  // writes-paused on every primary before any capture starts, so that all shards are cut at
+  // the same moment. The pauses are sent together; replicas are never paused (a paused replica
+  // stops applying the stream).
+  std::vector<Task<std::optional<Refusal>>> pauses;
+  for (auto& run : runs_) pauses.push_back(PauseShard(*run));
+  detail::WhenAll<std::optional<Refusal>> all(std::move(pauses));
+  std::vector<std::optional<Refusal>> outcomes = co_await all;
+  for (std::optional<Refusal>& r : outcomes) {
+    if (r) co_return r;
+  }
+  co_return std::nullopt;
+}
 
+Task<std::optional<Refusal>> Operation::PauseShard(ShardRun& run) {
+  // CLIENT PAUSE WRITE (6.2+) or plain CLIENT PAUSE, renewed well before it expires; if this
+  // process dies the pause lapses by itself.
+  detail::GroupNode& primary = *run.shard->primary;
+  const std::string where = primary.address.ToString();
+  const int timeout_ms = target_.settings().pause_timeout_ms;
+  const bool write_mode = primary.facts.AtLeast(6, 2);
+  run.pause_command = Argv("CLIENT", "PAUSE", std::to_string(timeout_ms));
+  if (write_mode) run.pause_command.push_back("WRITE");
+  CommandOutcome paused = co_await primary.client->Command(run.pause_command);
+  if (!paused.ok()) {
+    Gate("writes-paused", "quiesce", false, "CLIENT PAUSE failed: " + paused.Error(), where);
+    co_return Refusal{"writes-paused", target_.StateFault(),
+                      "CLIENT PAUSE on " + where + " failed: " + paused.Error()};
+  }
+  run.paused = true;
+  const int period = std::max(timeout_ms / 3, 50);
+  NodeClient* client = primary.client.get();
+  const std::vector<std::string> renew = run.pause_command;
+  run.pause_timer.Repeat(milliseconds(period), [client, renew] {
+    if (client->connected()) client->Send(renew, client->timeouts().command, [](CommandOutcome) {});
+  });
+  CommandOutcome keyspace = co_await primary.client->Command(Argv("INFO", "all"));
+  if (!keyspace.ok()) {
+    Gate("writes-paused", "quiesce", false, "INFO failed: " + keyspace.Error(), where);
+    co_return Refusal{"writes-paused", target_.StateFault(), "INFO on " + where + " failed: " +
+                                                                 keyspace.Error()};
+  }
+  const auto info = detail::ParseInfo(keyspace.reply.str);
+  run.expected = detail::ParseKeyspace(info);
+  std::string evidence = "CLIENT PAUSE " + std::to_string(timeout_ms) +
+                         (write_mode ? " WRITE" : " (all clients; server before 6.2)") +
+                         " held, renewed every " + std::to_string(period) +
+                         " ms; keyspace while paused: " + KeyspaceText(run.expected);
+  if (run.source != run.shard->primary) {
+    // A replica is a faithful source once it has applied everything the paused primary had:
+    // same replication id, applied offset at least the primary's (REDIS-FACTS §2; "at least",
+    // because the primary's PINGs to its replicas move the offset during the pause).
+    auto field = [&](const std::string& k) {
+      auto it = info.find(k);
+      return it == info.end() ? std::string() : it->second;
+    };
+    const std::string replid = field("master_replid");
+    const uint64_t target_offset = std::stoull("0" + field("master_repl_offset"));
+    const double deadline = Ms() + target_.settings().command_timeout_ms;
+    std::string last;
+    for (;;) {
+      CommandOutcome r = co_await run.source->client->Command(Argv("INFO", "replication"));
+      if (r.ok()) {
+        const auto ri = detail::ParseInfo(r.reply.str);
+        auto get = [&](const char* k) {
+          auto it = ri.find(k);
+          return it == ri.end() ? std::string() : it->second;
+        };
+        const uint64_t applied = std::stoull("0" + get("slave_repl_offset"));
+        last = "replid " + get("master_replid") + ", applied offset " + std::to_string(applied);
+        if (get("master_replid") == replid && get("master_link_status") == "up" &&
+            applied >= target_offset) {
+          evidence += "; replica " + run.source->address.ToString() + " caught up (" + last +
+                      " >= primary's " + std::to_string(target_offset) + ")";
+          break;
+        }
+      } else {
+        last = r.Error();
+      }
+      if (Ms() > deadline) {
+        const std::string why = "replica " + run.source->address.ToString() +
+                                " did not catch up with the paused primary (offset " +
+                                std::to_string(target_offset) + ", replid " + replid +
+                                ") in time: " + last;
+        Gate("writes-paused", "quiesce", false, why, where);
+        co_return Refusal{"writes-paused", target_.StateFault(), why};
+      }
+      co_await detail::Sleep(loop_, milliseconds(10));
+    }
+  }
+  Gate("writes-paused", "quiesce", true, evidence, where);
+  co_return std::nullopt;
+}
+
+Task<bool> Operation::Unpause(ShardRun& run) {
+  run.pause_timer.Stop();
+  if (!run.paused) co_return true;
+  run.paused = false;
+  detail::GroupNode& primary = *run.shard->primary;
+  const std::string within = std::to_string(target_.settings().pause_timeout_ms) + " ms";
+  if (!primary.facts.AtLeast(6, 2)) {
+    result_.notes.push_back("servers before 6.2 have no CLIENT UNPAUSE: writes on " +
+                            primary.address.ToString() + " resume when the pause expires, within " +
+                            within);
+    co_return true;
+  }
+  CommandOutcome r = co_await primary.client->Command(Argv("CLIENT", "UNPAUSE"));
+  if (!r.ok()) {
+    result_.notes.push_back("CLIENT UNPAUSE on " + primary.address.ToString() + " failed (" +
+                            r.Error() + "); the pause expires on its own within " + within);
+  }
+  co_return r.ok();
+}
+
+Task<int> Operation::RestoreConfig(ShardRun& run) {
+  int failed = 0;
+  NodeClient& node = *run.source->client;
+  // A slow or briefly unreachable node gets a few tries over a few seconds, each on a fresh
+  // connection with a longer timeout: leaving the node changed is the worse outcome.
+  const milliseconds patient = std::max(node.timeouts().command, milliseconds(5000));
+  const std::string where = runs_.size() > 1 || run.source != run.shard->primary
+                                ? " on " + run.source->address.ToString()
+                                : "";
+  for (const ConfigChange& c : run.config_changes) {
+    CommandOutcome r;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (!node.connected()) {
+        if (Status s = co_await node.Connect(); !s.ok()) {
+          r.status = s;
+          continue;
+        }
+      }
+      r = co_await node.Command(Argv("CONFIG", "SET", c.name, c.original),
+                                attempt == 0 ? node.timeouts().command : patient);
+      if (r.ok()) break;
+    }
+    if (r.ok()) {
+      result_.notes.push_back("set " + c.name + where + " to " + c.applied +
+                              " for the transfer and put it back to " + c.original);
+    } else {
+      ++failed;
+      result_.notes.push_back("could not put " + c.name + where + " back to " + c.original +
+                              ": " + r.Error());
+    }
+  }
+  run.config_changes.clear();
+  co_return failed;
+}
+
+void Operation::Progress() {
+  if (!options_.progress) return;
+  TransferProgress p;
+  for (const auto& run : runs_) {
+    p.bytes += run->progress_bytes;
+    p.expected += run->source->facts.used_memory;
+  }
+  p.seconds = (Ms() - transfer_start_ms_) / 1000.0;
+  options_.progress(p);
+}
+
+Task<std::optional<Refusal>> Operation::Capture() {
+  // Every shard at once; the first to fail stops the others.
+  transfer_start_ms_ = Ms();
+  std::vector<Task<std::optional<Refusal>>> captures;
+  for (auto& run : runs_) captures.push_back(CaptureShard(*run));
+  detail::WhenAll<std::optional<Refusal>> all(std::move(captures));
+  std::vector<std::optional<Refusal>> outcomes = co_await all;
+  // The shard that failed first is the one to report: it cancelled the others.
+  if (first_capture_refusal_) co_return first_capture_refusal_;
+  for (std::optional<Refusal>& r : outcomes) {
+    if (r) co_return r;
+  }
+  co_return std::nullopt;
+}
+
+Task<std::optional<Refusal>> Operation::CaptureShard(ShardRun& run) {
+  detail::GroupNode& source = *run.source;
+  const std::string where = source.address.ToString();
   BufferPool pool(kPoolBuffers, kBufferSize);
-  Pipeline pipeline(loop_, pool, {fleet_.storage.compression, fleet_.storage.level}, fd);
+  Pipeline pipeline(loop_, pool, {fleet_.storage.compression, fleet_.storage.level}, run.fd);
   const auto snapshot_time = std::chrono::system_clock::now();
   std::optional<Refusal> refusal;
 
-  if (entry_.settings.capture == CaptureMode::kBgsaveFile) {
-    refusal = co_await CaptureBgsaveFile(pipeline, pool);
+  if (target_.settings().capture == CaptureMode::kBgsaveFile) {
+    refusal = co_await CaptureBgsaveFile(run, pipeline, pool);
   } else {
     CaptureOptions copts;
-    copts.address = {entry_.endpoint.host, entry_.endpoint.port};
-    copts.auth = node_->auth();
-    copts.timeouts = node_->timeouts();
-    copts.rdb_only = facts_.AtLeast(6, 2);
-    if (facts_.engine == "valkey" && facts_.major >= 9) copts.announce_version = facts_.version;
-    copts.transfer_timeout = milliseconds(entry_.settings.transfer_timeout_ms);
+    copts.address = source.address;
+    copts.auth = source.client->auth();
+    copts.timeouts = source.client->timeouts();
+    copts.rdb_only = source.facts.AtLeast(6, 2);
+    if (source.facts.engine == "valkey" && source.facts.major >= 9) {
+      copts.announce_version = source.facts.version;
+    }
+    copts.transfer_timeout = milliseconds(target_.settings().transfer_timeout_ms);
     ReplicationCapture capture(loop_, pool, pipeline, copts);
-    active_capture_ = &capture;
-    capture.OnForked([this] {
-      // From the fork on the RDB is a point-in-time image: a snapshot that keeps the node
-      // running lets writes go on now; a destroy holds the pause to the end.
-      if (!destroy_ && paused_) {
-        pause_timer_.Stop();
-        if (facts_.AtLeast(6, 2)) {
-          // Counted as unpaused only once the server said so: if the connection is lost, the
-          // end of the operation reconnects and unpauses again.
-          node_->Send({"CLIENT", "UNPAUSE"}, node_->timeouts().command,
-                      [this](CommandOutcome o) {
-                        if (o.ok()) paused_ = false;
-                      });
-        } else {
-          paused_ = false;  // nothing to send: the pause lapses by itself
-        }
+    run.active_capture = &capture;
+    ShardRun* r = &run;
+    capture.OnForked([this, r] {
+      // From the fork on the RDB is a point-in-time image: a snapshot that keeps the shard's
+      // primary running lets writes go on now; a destroy holds the pause to the end.
+      if (Destroys() || !r->paused) return;
+      r->pause_timer.Stop();
+      detail::GroupNode& primary = *r->shard->primary;
+      if (primary.facts.AtLeast(6, 2)) {
+        // Counted as unpaused only once the server said so: if the connection is lost, the
+        // end of the operation reconnects and unpauses again.
+        primary.client->Send({"CLIENT", "UNPAUSE"}, primary.client->timeouts().command,
+                             [r](CommandOutcome o) {
+                               if (o.ok()) r->paused = false;
+                             });
+      } else {
+        r->paused = false;  // nothing to send: the pause lapses by itself
       }
     });
-    const double transfer_start = Ms();
-    capture.OnProgress([this, transfer_start](uint64_t bytes) {
-      if (!options_.progress) return;
-      TransferProgress p;
-      p.bytes = bytes;
-      p.expected = facts_.used_memory;
-      p.seconds = (Ms() - transfer_start) / 1000.0;
-      options_.progress(p);
+    capture.OnProgress([this, r](uint64_t bytes) {
+      r->progress_bytes = bytes;
+      Progress();
     });
-    capture_result_ = co_await capture.Run();
-    active_capture_ = nullptr;
-    if (!capture_result_.status.ok()) {
+    run.capture_result = co_await capture.Run();
+    run.active_capture = nullptr;
+    if (!run.capture_result.status.ok()) {
       const rdb::Validator& v = pipeline.validator();
       const bool rdb_fault = v.failed();
       const std::string gate =
@@ -650,94 +996,104 @@ Task<std::optional<Refusal>> Operation::Capture() {
                                                                             : "rdb-parsed")
                     : "rdb-complete";
       Gate(gate, "capture", false,
-           capture_result_.step + ": " + capture_result_.status.message());
+           run.capture_result.step + ": " + run.capture_result.status.message(), where);
       refusal = Refusal{gate, "InvalidSnapshotState",
-                        "capture from " + entry_.endpoint.ToString() + " failed (" +
-                            capture_result_.step + "): " + capture_result_.status.message()};
+                        "capture from " + where + " failed (" + run.capture_result.step +
+                            "): " + run.capture_result.status.message()};
     }
   }
   if (refusal) {
     pipeline.Abort();
+    FailCapture(*refusal);
     co_return refusal;
   }
-  pipeline_result_ = co_await pipeline.Finish();
-  const rdb::Report& report = pipeline_result_.report;
+  run.pipeline_result = co_await pipeline.Finish();
+  const PipelineResult& pr = run.pipeline_result;
+  const rdb::Report& report = pr.report;
+  auto refuse = [&](const std::string& gate, const std::string& why) {
+    Gate(gate, "capture", false, why, where);
+    Refusal r(gate, "InvalidSnapshotState", why);
+    FailCapture(r);
+    return r;
+  };
 
   // rdb-complete: the whole payload arrived and the RDB reached its end.
-  if (!pipeline_result_.rdb_complete) {
-    const std::string why = pipeline_result_.rdb_error ? pipeline_result_.rdb_error->ToString()
-                                                       : pipeline_result_.status.message();
-    Gate("rdb-complete", "capture", false, why);
-    co_return Refusal{"rdb-complete", "InvalidSnapshotState", why};
+  if (!pr.rdb_complete) {
+    co_return refuse("rdb-complete",
+                     pr.rdb_error ? pr.rdb_error->ToString() : pr.status.message());
   }
-  if (!pipeline_result_.status.ok()) {
-    Gate("rdb-complete", "capture", false, pipeline_result_.status.message());
-    co_return Refusal{"rdb-complete", "InvalidSnapshotState", pipeline_result_.status.message()};
-  }
-  std::string framing = entry_.settings.capture == CaptureMode::kBgsaveFile
-                            ? "BGSAVE file"
-                            : capture_result_.framing + " framing";
+  if (!pr.status.ok()) co_return refuse("rdb-complete", pr.status.message());
+  const std::string framing = target_.settings().capture == CaptureMode::kBgsaveFile
+                                  ? "BGSAVE file"
+                                  : run.capture_result.framing + " framing";
   Gate("rdb-complete", "capture", true,
-       std::to_string(pipeline_result_.payload_bytes) + " RDB bytes, " + framing +
-           (capture_result_.offset ? ", +FULLRESYNC " + capture_result_.replid + " " +
-                                         std::to_string(*capture_result_.offset)
-                                   : ""));
-  // rdb-checksum
+       std::to_string(pr.payload_bytes) + " RDB bytes, " + framing +
+           (run.capture_result.offset ? ", +FULLRESYNC " + run.capture_result.replid + " " +
+                                            std::to_string(*run.capture_result.offset)
+                                      : ""),
+       where);
   Gate("rdb-checksum", "capture", true,
        std::string(rdb::ChecksumVerdictName(report.checksum)) + ": CRC-64 " +
            Hex64(report.computed_crc) +
            (report.checksum == rdb::ChecksumVerdict::kDisabled
                 ? " computed; the server has rdbchecksum no"
-                : ""));
-  // rdb-parsed
+                : ""),
+       where);
   Gate("rdb-parsed", "capture", true,
        "RDB version " + std::to_string(report.rdb_version) + " parsed from magic to EOF: " +
            std::to_string(report.TotalKeys()) + " keys, " + std::to_string(report.functions) +
-           " function libraries");
-  // keycount-match
-  if (report.databases != expected_) {
-    const std::string why = "RDB has " + KeyspaceText(report.databases) +
-                            "; INFO keyspace while paused had " + KeyspaceText(expected_);
-    Gate("keycount-match", "capture", false, why);
-    co_return Refusal{"keycount-match", "InvalidSnapshotState", why};
+           " function libraries",
+       where);
+  // keycount-match: the RDB has what the paused primary had.
+  if (report.databases != run.expected) {
+    co_return refuse("keycount-match", "RDB has " + KeyspaceText(report.databases) +
+                                           "; INFO keyspace on the paused primary had " +
+                                           KeyspaceText(run.expected));
   }
-  Gate("keycount-match", "capture", true, KeyspaceText(expected_));
+  Gate("keycount-match", "capture", true, KeyspaceText(run.expected), where);
 
   NodeSnapshot node;
-  node.node_group_id = "0001";
+  node.node_group_id = run.shard->node_group_id;
   node.cache_node_id = "0001";
-  node.cache_cluster_id = entry_.id;
-  node.source_endpoint = entry_.endpoint.ToString();
-  node.cache_size = facts_.used_memory;
+  node.cache_cluster_id = target_.kind == Target::Kind::kCacheCluster ? target_.cluster->id
+                                                                     : source.cache_cluster_id;
+  node.source_endpoint = where;
+  node.cache_size = source.facts.used_memory;
   node.snapshot_create_time = SnapshotTimeString(snapshot_time);
-  node.file = file;
+  node.slots = run.shard->slots;
+  node.file = run.file;
   node.compression = fleet_.storage.compression;
   node.compression_level = fleet_.storage.level;
   node.rdb_bytes = report.bytes;
   node.rdb_version = report.rdb_version;
   node.crc64 = report.computed_crc;
   node.keyspace = report.databases;
-  node.repl_id = capture_result_.replid.empty() ? report.Aux("repl-id").value_or("")
-                                                : capture_result_.replid;
-  if (capture_result_.offset) {
-    node.repl_offset = capture_result_.offset;
+  node.repl_id = run.capture_result.replid.empty() ? report.Aux("repl-id").value_or("")
+                                                   : run.capture_result.replid;
+  if (run.capture_result.offset) {
+    node.repl_offset = run.capture_result.offset;
   } else if (auto off = report.Aux("repl-offset")) {
     node.repl_offset = std::stoull(*off);
   }
-  manifest_ = initial;
-  manifest_.node_snapshots.push_back(node);
+  // Shards finish in any order; the manifest lists them by NodeGroupId.
+  auto at = std::find_if(manifest_.node_snapshots.begin(), manifest_.node_snapshots.end(),
+                         [&](const NodeSnapshot& n) { return n.node_group_id > node.node_group_id; });
+  manifest_.node_snapshots.insert(at, node);
   co_return std::nullopt;
 }
 
 // bgsave-file: BGSAVE, wait for it, then stream the node's own RDB file through the pipeline.
 // The file must be readable from here: for agents on the node's host.
-Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(Pipeline& pipeline, BufferPool& pool) {
-  auto fail = [this](const std::string& why) {
-    Gate("rdb-complete", "capture", false, why);
+Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(ShardRun& run, Pipeline& pipeline,
+                                                          BufferPool& pool) {
+  NodeClient& node = *run.source->client;
+  const std::string where = run.source->address.ToString();
+  auto fail = [this, &where](const std::string& why) {
+    Gate("rdb-complete", "capture", false, why, where);
     return Refusal{"rdb-complete", "InvalidSnapshotState", why};
   };
-  CommandOutcome dir = co_await node_->Command(Argv("CONFIG", "GET", "dir"));
-  CommandOutcome name = co_await node_->Command(Argv("CONFIG", "GET", "dbfilename"));
+  CommandOutcome dir = co_await node.Command(Argv("CONFIG", "GET", "dir"));
+  CommandOutcome name = co_await node.Command(Argv("CONFIG", "GET", "dbfilename"));
   if (!dir.ok() || !name.ok() || dir.reply.elements.size() != 2 ||
       name.reply.elements.size() != 2) {
     co_return fail("cannot read the node's dir and dbfilename: " + dir.Error() + name.Error());
@@ -749,31 +1105,32 @@ Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(Pipeline& pipeline, Bu
     auto it = f.find(k);
     return it == f.end() ? std::string() : it->second;
   };
-  const auto before = co_await Persistence();
-  CommandOutcome last_before = co_await node_->Command(Argv("LASTSAVE"));
-  CommandOutcome bg = co_await node_->Command(Argv("BGSAVE"));
+  const auto before = co_await Persistence(node);
+  CommandOutcome last_before = co_await node.Command(Argv("LASTSAVE"));
+  CommandOutcome bg = co_await node.Command(Argv("BGSAVE"));
   if (!bg.ok()) co_return fail("BGSAVE refused: " + bg.Error());
   // "Background saving started" means the child has forked: the file will be the point-in-time
   // image, and a snapshot that keeps the node running lets writes go on. "scheduled" means it
   // forks later, so the pause holds until the save is seen running.
   bool forked = bg.reply.str.find("started") != std::string::npos;
-  if (forked && !destroy_ && paused_) co_await Unpause();
-  const double deadline = Ms() + (entry_.settings.transfer_timeout_ms > 0
-                                      ? entry_.settings.transfer_timeout_ms
+  if (forked && !Destroys() && run.paused) co_await Unpause(run);
+  const double deadline = Ms() + (target_.settings().transfer_timeout_ms > 0
+                                      ? target_.settings().transfer_timeout_ms
                                       : 24.0 * 3600 * 1000);
   for (;;) {
-    const auto f = co_await Persistence();
+    const auto f = co_await Persistence(node);
     if (f.empty()) co_return fail("INFO persistence failed");
     const bool running = field(f, "rdb_bgsave_in_progress") == "1";
     if (running && !forked) {
       forked = true;
-      if (!destroy_ && paused_) co_await Unpause();
+      if (!Destroys() && run.paused) co_await Unpause(run);
     }
     bool finished;
     if (!field(before, "rdb_saves").empty()) {
-      finished = !running && std::stoull(field(f, "rdb_saves")) > std::stoull(field(before, "rdb_saves"));
+      finished = !running &&
+                 std::stoull(field(f, "rdb_saves")) > std::stoull(field(before, "rdb_saves"));
     } else {
-      CommandOutcome last = co_await node_->Command(Argv("LASTSAVE"));
+      CommandOutcome last = co_await node.Command(Argv("LASTSAVE"));
       finished = !running && last.ok() && last.reply.integer != last_before.reply.integer;
     }
     if (!running && field(f, "rdb_last_bgsave_status") == "err" && forked) {
@@ -781,13 +1138,13 @@ Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(Pipeline& pipeline, Bu
     }
     if (finished) break;
     if (Ms() > deadline) co_return fail("BGSAVE did not finish in time");
+    if (interrupted_ || first_capture_refusal_) co_return fail("stopped while BGSAVE ran");
     co_await detail::Sleep(loop_, milliseconds(20));
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) co_return fail("cannot open the node's RDB " + path + ": " + std::strerror(errno));
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   uint64_t total = 0;
-  const double transfer_start = Ms();
   for (;;) {
     int id = pool.Acquire();
     while (id < 0) {
@@ -808,21 +1165,16 @@ Task<std::optional<Refusal>> Operation::CaptureBgsaveFile(Pipeline& pipeline, Bu
     const bool ok = pipeline.Push(id, {pool.data(id), static_cast<size_t>(n)});
     pool.Unref(id);
     if (!ok) break;  // the validator refused: reported by the gates below
-    if (options_.progress) {
-      TransferProgress tp;
-      tp.bytes = total;
-      tp.expected = facts_.used_memory;
-      tp.seconds = (Ms() - transfer_start) / 1000.0;
-      options_.progress(tp);
-    }
+    run.progress_bytes = total;
+    Progress();
   }
   ::close(fd);
-  capture_result_.payload_bytes = total;
+  run.capture_result.payload_bytes = total;
   co_return std::nullopt;
 }
 
 Task<std::optional<Refusal>> Operation::Store() {
-  // durable: fsync file and directory, rename into place.
+  // durable: fsync every file and the directory, rename into place.
   manifest_.gates = result_.gates;
   std::string evidence;
   if (Status s = writer_->Commit(manifest_, &evidence); !s.ok()) {
@@ -830,7 +1182,7 @@ Task<std::optional<Refusal>> Operation::Store() {
     co_return Refusal{"durable", "InvalidSnapshotState", s.message()};
   }
   Gate("durable", "store", true, evidence);
-  // readback: the stored object, read back and decompressed, has the stream's CRC-64.
+  // readback: the stored objects, read back and decompressed, have the streams' CRC-64s.
   if (Status s = Readback(*store_, *snapshot_name_, &evidence); !s.ok()) {
     Gate("readback", "store", false, s.message());
     // A snapshot that does not read back is not a snapshot: it goes.
@@ -847,30 +1199,65 @@ Task<std::optional<Refusal>> Operation::Store() {
 }
 
 Task<std::optional<Refusal>> Operation::Destroy() {
+  // Right before anything is shut down, the group must still be what was snapshotted: a
+  // replica that died or a failover since preflight refuses the destroy.
+  if (topology_.is_group) {
+    const std::string changed = co_await detail::Recheck(topology_);
+    if (!changed.empty()) {
+      Gate("topology-consistent", "destroy", false, changed);
+      co_return Refusal{"topology-consistent", target_.StateFault(),
+                        "the group changed during the operation: " + changed +
+                            "; nothing was shut down"};
+    }
+    Gate("topology-consistent", "destroy", true,
+         "every member still answers with the role and link it had at preflight");
+  }
+  // Replicas before primaries: a primary shut down first would be failed over.
+  for (detail::GroupNode* n : destroy_order_) {
+    if (std::optional<Refusal> r = co_await ShutDown(*n)) co_return r;
+  }
+  if (!topology_.sentinels.empty()) co_await ForgetInSentinels();
+  co_return std::nullopt;
+}
+
+Task<std::optional<Refusal>> Operation::ShutDown(detail::GroupNode& node) {
   // The snapshot connection is already closed. SHUTDOWN NOSAVE: a plain SHUTDOWN would save and
   // wait for replicas. Success is the connection closing with no reply.
-  pause_timer_.Stop();
-  CommandOutcome r = co_await node_->Command(Argv("SHUTDOWN", "NOSAVE"));
-  if (r.status.ok() && r.reply.is_error()) {
-    Gate("nodes-shutdown", "destroy", false, "SHUTDOWN NOSAVE refused: " + r.reply.str);
-    co_return Refusal{"nodes-shutdown", "InvalidCacheClusterState",
-                      "SHUTDOWN NOSAVE refused by " + entry_.endpoint.ToString() + ": " +
-                          r.reply.str};
+  const std::string where = node.address.ToString();
+  for (auto& run : runs_) {
+    if (run->shard->primary == &node) run->pause_timer.Stop();
   }
-  paused_ = false;  // the pause ends with the process
+  if (!node.client->connected()) {
+    if (Status s = co_await node.client->Connect(); !s.ok()) {
+      Gate("nodes-shutdown", "destroy", false, "cannot reconnect: " + s.message(), where);
+      co_return Refusal{"nodes-shutdown", target_.StateFault(),
+                        "cannot reach " + where + " to shut it down: " + s.message()};
+    }
+  }
+  CommandOutcome r = co_await node.client->Command(Argv("SHUTDOWN", "NOSAVE"));
+  if (r.status.ok() && r.reply.is_error()) {
+    Gate("nodes-shutdown", "destroy", false, "SHUTDOWN NOSAVE refused: " + r.reply.str, where);
+    co_return Refusal{"nodes-shutdown", target_.StateFault(),
+                      "SHUTDOWN NOSAVE refused by " + where + ": " + r.reply.str};
+  }
+  for (auto& run : runs_) {
+    if (run->shard->primary == &node) run->paused = false;  // the pause ends with the process
+    if (run->source == &node) run->config_changes.clear();  // and so does the config
+  }
   // Confirm: the port refuses connections. A connect that merely times out proves nothing (the
   // listener may still be closing), so only a refusal counts.
   const double deadline = Ms() + 10000;
   std::string last;
   for (;;) {
-    last = ProbeTcp(entry_.endpoint.host, entry_.endpoint.port);
+    last = ProbeTcp(node.address.host, node.address.port);
     if (last.empty() || last.find("refused") == std::string::npos) {
       if (Ms() > deadline) {
         Gate("nodes-shutdown", "destroy", false,
              "SHUTDOWN NOSAVE sent, but the port still does not refuse connections after 10 s (" +
-                 (last.empty() ? std::string("it accepts them") : last) + ")");
-        co_return Refusal{"nodes-shutdown", "InvalidCacheClusterState",
-                          entry_.endpoint.ToString() + " still accepts connections after SHUTDOWN NOSAVE"};
+                 (last.empty() ? std::string("it accepts them") : last) + ")",
+             where);
+        co_return Refusal{"nodes-shutdown", target_.StateFault(),
+                          where + " still accepts connections after SHUTDOWN NOSAVE"};
       }
       co_await detail::Sleep(loop_, milliseconds(20));
       continue;
@@ -878,65 +1265,197 @@ Task<std::optional<Refusal>> Operation::Destroy() {
     break;
   }
   Gate("nodes-shutdown", "destroy", true,
-       "SHUTDOWN NOSAVE closed the connection; a new connection is refused (" + last + ")");
+       std::string(node.primary ? "primary" : "replica") +
+           ": SHUTDOWN NOSAVE closed the connection; a new connection is refused (" + last + ")",
+       where);
   co_return std::nullopt;
 }
 
-OperationResult NotFound(std::string_view id) {
+// Once the group is gone no sentinel may keep watching it (or try to fail it over): SENTINEL
+// REMOVE on each. When the primary stays, SENTINEL RESET makes them forget the removed replicas.
+Task<bool> Operation::ForgetInSentinels() {
+  const std::string& name = target_.group->master_name;
+  const bool remove = finish_ == Finish::kDestroyAll;
+  bool all = true;
+  std::string evidence;
+  for (const NodeAddress& a : topology_.sentinels) {
+    NodeClient sentinel(loop_, a, NodeAuth{}, NodeTimeouts{});
+    std::string outcome;
+    if (Status s = co_await sentinel.Connect(); !s.ok()) {
+      outcome = s.message();
+    } else {
+      CommandOutcome r = co_await sentinel.Command(
+          remove ? Argv("SENTINEL", "REMOVE", name) : Argv("SENTINEL", "RESET", name));
+      outcome = r.ok() ? "" : r.Error();
+    }
+    if (!outcome.empty()) {
+      all = false;
+      result_.notes.push_back("sentinel " + a.ToString() + " did not take SENTINEL " +
+                              (remove ? "REMOVE " : "RESET ") + name + ": " + outcome);
+    }
+    evidence += (evidence.empty() ? "" : ", ") + a.ToString() + (outcome.empty() ? "" : " (failed)");
+  }
+  result_.notes.push_back(std::string(remove ? "SENTINEL REMOVE " : "SENTINEL RESET ") + name +
+                          " on " + evidence);
+  co_return all;
+}
+
+OperationResult Fault(std::string fault, std::string message, std::string_view id) {
   OperationResult r;
-  r.fault = "CacheClusterNotFound";
-  r.message = "CacheCluster " + std::string(id) + " not found.";
+  r.fault = std::move(fault);
+  r.message = std::move(message);
   r.cluster.cache_cluster_id = std::string(id);
+  return r;
+}
+
+bool SameId(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A cache cluster id: a standalone node of the fleet file, or a member of one of its groups
+// ("<group>-002", "<group>-0001-002"); nullopt if it is neither.
+std::optional<Target> ResolveCacheCluster(const Fleet& fleet, std::string_view id) {
+  Target t;
+  t.id = std::string(id);
+  if (const CacheClusterEntry* e = fleet.FindCacheCluster(id)) {
+    t.kind = Target::Kind::kCacheCluster;
+    t.cluster = e;
+    return t;
+  }
+  for (const ReplicationGroupEntry& g : fleet.replication_groups) {
+    if (id.size() <= g.id.size() + 1 || !SameId(id.substr(0, g.id.size()), g.id) ||
+        id[g.id.size()] != '-') {
+      continue;
+    }
+    const std::string_view rest = id.substr(g.id.size() + 1);
+    auto digits = [](std::string_view s) {
+      return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const bool one_shard = rest.size() == 3 && digits(rest);
+    const bool sharded = rest.size() == 8 && rest[4] == '-' && digits(rest.substr(0, 4)) &&
+                         digits(rest.substr(5));
+    if (!one_shard && !sharded) continue;
+    t.kind = Target::Kind::kMember;
+    t.group = &g;
+    return t;
+  }
+  return std::nullopt;
+}
+
+OperationResult CacheClusterNotFound(std::string_view id) {
+  return Fault("CacheClusterNotFound", "CacheCluster " + std::string(id) + " not found.", id);
+}
+
+OperationResult ReplicationGroupNotFound(std::string_view id) {
+  OperationResult r = Fault("ReplicationGroupNotFoundFault",
+                            "ReplicationGroup " + std::string(id) + " not found.", "");
   return r;
 }
 
 }  // namespace
 
+std::vector<std::string> ReplicationGroupInfo::MemberClusters() const {
+  std::vector<std::string> ids;
+  for (const NodeGroupInfo& g : node_groups) {
+    for (const GroupMember& m : g.members) ids.push_back(m.cache_cluster_id);
+  }
+  return ids;
+}
+
 OperationResult DeleteCacheCluster(const Fleet& fleet, std::string_view cache_cluster_id,
                                    const std::optional<std::string>& final_snapshot,
                                    const OperationOptions& options) {
-  const CacheClusterEntry* entry = fleet.FindCacheCluster(cache_cluster_id);
-  if (entry == nullptr) return NotFound(cache_cluster_id);
-  Operation op(fleet, *entry, options);
-  return op.Run(/*destroy=*/true, final_snapshot);
+  std::optional<Target> target = ResolveCacheCluster(fleet, cache_cluster_id);
+  if (!target) return CacheClusterNotFound(cache_cluster_id);
+  const Finish finish =
+      target->kind == Target::Kind::kMember ? Finish::kRemoveMember : Finish::kDestroyAll;
+  Operation op(fleet, std::move(*target), options);
+  return op.Run(finish, final_snapshot);
 }
 
 OperationResult CreateSnapshot(const Fleet& fleet, std::string_view cache_cluster_id,
                                const std::string& snapshot_name,
                                const OperationOptions& options) {
-  const CacheClusterEntry* entry = fleet.FindCacheCluster(cache_cluster_id);
-  if (entry == nullptr) return NotFound(cache_cluster_id);
-  Operation op(fleet, *entry, options);
-  return op.Run(/*destroy=*/false, snapshot_name);
+  std::optional<Target> target = ResolveCacheCluster(fleet, cache_cluster_id);
+  if (!target) return CacheClusterNotFound(cache_cluster_id);
+  Operation op(fleet, std::move(*target), options);
+  return op.Run(Finish::kKeep, snapshot_name);
+}
+
+OperationResult DeleteReplicationGroup(const Fleet& fleet, std::string_view replication_group_id,
+                                       const std::optional<std::string>& final_snapshot,
+                                       bool retain_primary_cluster,
+                                       const OperationOptions& options) {
+  const ReplicationGroupEntry* group = fleet.FindReplicationGroup(replication_group_id);
+  if (group == nullptr) return ReplicationGroupNotFound(replication_group_id);
+  Target target;
+  target.kind = Target::Kind::kGroup;
+  target.id = group->id;
+  target.group = group;
+  Operation op(fleet, std::move(target), options);
+  return op.Run(retain_primary_cluster ? Finish::kRetainPrimary : Finish::kDestroyAll,
+                final_snapshot);
+}
+
+OperationResult CreateReplicationGroupSnapshot(const Fleet& fleet,
+                                               std::string_view replication_group_id,
+                                               const std::string& snapshot_name,
+                                               const OperationOptions& options) {
+  const ReplicationGroupEntry* group = fleet.FindReplicationGroup(replication_group_id);
+  if (group == nullptr) return ReplicationGroupNotFound(replication_group_id);
+  Target target;
+  target.kind = Target::Kind::kGroup;
+  target.id = group->id;
+  target.group = group;
+  Operation op(fleet, std::move(target), options);
+  return op.Run(Finish::kKeep, snapshot_name);
 }
 
 namespace {
 
-Task<CacheClusterInfo> Describe(Loop& loop, const CacheClusterEntry& entry) {
+detail::DiscoveryRequest RequestFor(const NodeSettings& settings, const ResolvedSecret& password) {
+  detail::DiscoveryRequest r;
+  r.auth = NodeAuth{settings.username, password.value};
+  r.timeouts = NodeTimeouts{milliseconds(settings.connect_timeout_ms),
+                            milliseconds(settings.command_timeout_ms)};
+  return r;
+}
+
+Task<std::vector<CacheClusterInfo>> DescribeCluster(Loop& loop, const CacheClusterEntry& entry) {
   CacheClusterInfo info;
   info.cache_cluster_id = entry.id;
   info.endpoint = entry.endpoint.ToString();
   info.capture = std::string(CaptureModeName(entry.settings.capture));
   const ResolvedSecret password = ResolvePassword(entry.settings);
+  std::vector<CacheClusterInfo> out;
   if (!password.ok()) {
     info.status = "unreachable";
     info.error = password.error;
-    co_return info;
+    out.push_back(info);
+    co_return out;
   }
   NodeClient node(loop, NodeAddress{entry.endpoint.host, entry.endpoint.port},
                   NodeAuth{entry.settings.username, password.value},
                   NodeTimeouts{milliseconds(entry.settings.connect_timeout_ms),
                                milliseconds(entry.settings.command_timeout_ms)});
+  CommandOutcome r;
   if (Status s = co_await node.Connect(); !s.ok()) {
-    info.status = "unreachable";
-    info.error = s.message();
-    co_return info;
+    r.status = s;
+  } else {
+    r = co_await node.Command(Argv("INFO", "all"));
   }
-  CommandOutcome r = co_await node.Command(Argv("INFO", "all"));
   if (!r.ok()) {
     info.status = "unreachable";
     info.error = r.Error();
-    co_return info;
+    out.push_back(info);
+    co_return out;
   }
   const ServerFacts f = detail::ParseServerFacts(detail::ParseInfo(r.reply.str));
   info.status = f.rdb_bgsave_in_progress ? "snapshotting" : "available";
@@ -944,28 +1463,124 @@ Task<CacheClusterInfo> Describe(Loop& loop, const CacheClusterEntry& entry) {
   info.engine_version = f.version;
   info.role = f.role;
   info.used_memory = f.used_memory;
-  co_return info;
+  out.push_back(info);
+  co_return out;
 }
 
-Task<std::vector<CacheClusterInfo>> DescribeAll(Loop& loop,
-                                                std::vector<const CacheClusterEntry*> entries) {
-  std::vector<Task<CacheClusterInfo>> tasks;
-  for (const CacheClusterEntry* e : entries) tasks.push_back(Describe(loop, *e));
-  detail::WhenAll<CacheClusterInfo> all(std::move(tasks));
-  std::vector<CacheClusterInfo> infos = co_await all;
-  co_return infos;
+ReplicationGroupInfo GroupInfoOf(const ReplicationGroupEntry& entry, const detail::Topology& t) {
+  ReplicationGroupInfo g;
+  g.replication_group_id = entry.id;
+  g.cluster_enabled = t.cluster_enabled;
+  g.discovered_via = t.discovered_via;
+  if (!t.unreachable.empty() || !t.inconsistent.empty()) {
+    g.status = t.unreachable.empty() ? "inconsistent" : "unreachable";
+    g.error = t.unreachable.empty() ? t.inconsistent : t.unreachable;
+  } else {
+    g.status = "available";
+  }
+  for (const detail::GroupShard& s : t.shards) {
+    NodeGroupInfo ng;
+    ng.node_group_id = s.node_group_id;
+    ng.status = "available";
+    ng.slot_ranges = s.slots;
+    ng.slots = detail::SlotRangesText(s.slots);
+    for (const detail::GroupNode* n : s.members) {
+      GroupMember m;
+      m.cache_cluster_id = n->cache_cluster_id;
+      m.endpoint = n->address.ToString();
+      m.current_role = n->primary ? "primary" : "replica";
+      m.status = n->facts.rdb_bgsave_in_progress ? "snapshotting" : "available";
+      m.repl_offset = n->primary ? n->facts.master_repl_offset : n->applied_offset;
+      m.link = n->primary ? "" : (n->link_up ? "up" : "down");
+      ng.members.push_back(std::move(m));
+    }
+    if (g.engine.empty()) {
+      g.engine = s.primary->facts.engine;
+      g.engine_version = s.primary->facts.version;
+    }
+    g.node_groups.push_back(std::move(ng));
+  }
+  return g;
+}
+
+Task<std::vector<ReplicationGroupInfo>> DescribeGroup(Loop& loop,
+                                                      const ReplicationGroupEntry& entry) {
+  std::vector<ReplicationGroupInfo> out;
+  const ResolvedSecret password = ResolvePassword(entry.settings);
+  if (!password.ok()) {
+    ReplicationGroupInfo g;
+    g.replication_group_id = entry.id;
+    g.status = "unreachable";
+    g.error = password.error;
+    out.push_back(std::move(g));
+    co_return out;
+  }
+  detail::DiscoveryRequest request = RequestFor(entry.settings, password);
+  request.group_id = entry.id;
+  request.endpoints = entry.endpoints;
+  request.sentinels = entry.sentinels;
+  request.master_name = entry.master_name;
+  detail::Topology t = co_await detail::Discover(loop, request);
+  out.push_back(GroupInfoOf(entry, t));
+  co_return out;
+}
+
+// Runs one describe task per entry concurrently and concatenates their results in order.
+template <typename T>
+Task<std::vector<T>> Gather(std::vector<Task<std::vector<T>>> tasks) {
+  detail::WhenAll<std::vector<T>> all(std::move(tasks));
+  std::vector<std::vector<T>> parts = co_await all;
+  std::vector<T> out;
+  for (auto& p : parts) {
+    for (auto& x : p) out.push_back(std::move(x));
+  }
+  co_return out;
 }
 
 }  // namespace
 
 std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
                                                     std::optional<std::string_view> id) {
-  std::vector<const CacheClusterEntry*> entries;
-  for (const CacheClusterEntry& e : fleet.cache_clusters) {
-    if (!id || fleet.FindCacheCluster(*id) == &e) entries.push_back(&e);
-  }
   Loop loop;
-  return detail::RunToCompletion(loop, DescribeAll(loop, entries));
+  std::vector<Task<std::vector<CacheClusterInfo>>> clusters;
+  for (const CacheClusterEntry& e : fleet.cache_clusters) {
+    if (!id || fleet.FindCacheCluster(*id) == &e) clusters.push_back(DescribeCluster(loop, e));
+  }
+  std::vector<CacheClusterInfo> out = detail::RunToCompletion(loop, Gather(std::move(clusters)));
+  // Members of replication groups are cache clusters too.
+  std::vector<Task<std::vector<ReplicationGroupInfo>>> groups;
+  for (const ReplicationGroupEntry& g : fleet.replication_groups) {
+    std::optional<Target> t = id ? ResolveCacheCluster(fleet, *id) : std::nullopt;
+    if (!id || (t && t->group == &g)) groups.push_back(DescribeGroup(loop, g));
+  }
+  for (const ReplicationGroupInfo& g :
+       detail::RunToCompletion(loop, Gather(std::move(groups)))) {
+    for (const NodeGroupInfo& ng : g.node_groups) {
+      for (const GroupMember& m : ng.members) {
+        if (id && !SameId(*id, m.cache_cluster_id)) continue;
+        CacheClusterInfo info;
+        info.cache_cluster_id = m.cache_cluster_id;
+        info.replication_group_id = g.replication_group_id;
+        info.status = m.status;
+        info.engine = g.engine;
+        info.engine_version = g.engine_version;
+        info.endpoint = m.endpoint;
+        info.role = m.current_role == "primary" ? "master" : "slave";
+        out.push_back(std::move(info));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<ReplicationGroupInfo> DescribeReplicationGroups(const Fleet& fleet,
+                                                            std::optional<std::string_view> id) {
+  Loop loop;
+  std::vector<Task<std::vector<ReplicationGroupInfo>>> groups;
+  for (const ReplicationGroupEntry& g : fleet.replication_groups) {
+    if (!id || fleet.FindReplicationGroup(*id) == &g) groups.push_back(DescribeGroup(loop, g));
+  }
+  return detail::RunToCompletion(loop, Gather(std::move(groups)));
 }
 
 RestoreResult RestoreSnapshot(const SnapshotStore& store, std::string_view name,
@@ -1059,3 +1674,4 @@ RestoreResult RestoreSnapshot(const SnapshotStore& store, std::string_view name,
 }
 
 }  // namespace finalsnap
+

@@ -75,6 +75,7 @@ Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status) {
   Json j;
   j["CacheClusterId"] = info.cache_cluster_id;
   j["CacheClusterStatus"] = effective;
+  if (!info.replication_group_id.empty()) j["ReplicationGroupId"] = info.replication_group_id;
   j["Engine"] = OrNull(info.engine);
   j["EngineVersion"] = OrNull(info.engine_version);
   j["NumCacheNodes"] = 1;
@@ -89,6 +90,53 @@ Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status) {
   j["UsedMemoryBytes"] = info.used_memory;
   if (info.error) j["StatusReason"] = *info.error;
   return j;
+}
+
+Json ReplicationGroupJson(const ReplicationGroupInfo& info, std::string_view status) {
+  const std::string effective = status.empty() ? info.status : std::string(status);
+  Json j;
+  j["ReplicationGroupId"] = info.replication_group_id;
+  j["Status"] = effective;
+  j["MemberClusters"] = info.MemberClusters();
+  Json groups = Json::array();
+  for (const NodeGroupInfo& g : info.node_groups) {
+    Json ng;
+    ng["NodeGroupId"] = g.node_group_id;
+    ng["Status"] = status.empty() ? g.status : effective;
+    if (!g.slots.empty()) ng["Slots"] = g.slots;
+    Json members = Json::array();
+    for (const GroupMember& m : g.members) {
+      Json member;
+      member["CacheClusterId"] = m.cache_cluster_id;
+      member["CacheNodeId"] = m.cache_node_id;
+      member["ReadEndpoint"] = EndpointJson(m.endpoint);
+      member["CurrentRole"] = m.current_role;
+      member["ReplicationOffset"] = m.repl_offset;
+      if (!m.link.empty()) member["LinkStatus"] = m.link;
+      members.push_back(std::move(member));
+    }
+    ng["NodeGroupMembers"] = std::move(members);
+    groups.push_back(std::move(ng));
+  }
+  j["NodeGroups"] = std::move(groups);
+  j["ClusterEnabled"] = info.cluster_enabled;
+  j["Engine"] = OrNull(info.engine);
+  j["EngineVersion"] = OrNull(info.engine_version);
+  j["DiscoveredVia"] = OrNull(info.discovered_via);
+  if (info.error) j["StatusReason"] = *info.error;
+  return j;
+}
+
+CommandResult ReportOperation(const OperationResult& result, Json doc,
+                              const GlobalOptions& globals, std::string_view default_fault) {
+  if (!result.gates.empty() || result.ok) {
+    doc["Gates"] = GatesJson(result.gates);
+    doc["Notes"] = result.notes;
+    PrintDocument(doc, globals.output, std::cout);
+  }
+  if (result.ok) return CommandResult::Ok();
+  return CommandResult::Fail(result.fault.empty() ? std::string(default_fault) : result.fault,
+                             result.message);
 }
 
 namespace {

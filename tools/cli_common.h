@@ -43,6 +43,18 @@ Json GatesJson(const std::vector<GateVerdict>& gates);
 // Endpoint, plus finalsnap's own Role, CaptureMode, UsedMemoryBytes and StatusReason.
 // `status` overrides info.status when not empty.
 Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status = {});
+// An ElastiCache ReplicationGroup: ReplicationGroupId, Status, MemberClusters, NodeGroups
+// [{NodeGroupId, Status, Slots (Cluster only), NodeGroupMembers [{CacheClusterId, CacheNodeId,
+// ReadEndpoint, CurrentRole}]}], ClusterEnabled, plus finalsnap's own Engine, EngineVersion,
+// DiscoveredVia and StatusReason. `status` overrides info.status when not empty.
+Json ReplicationGroupJson(const ReplicationGroupInfo& info, std::string_view status = {});
+
+// The end of every operation command: prints `doc` plus the result's Gates and Notes when the
+// operation got as far as a gate (a refusal's evidence is what an operator needs to see), and
+// turns the result into the command's outcome, with `default_fault` for a refusal that named
+// none.
+CommandResult ReportOperation(const OperationResult& result, Json doc,
+                              const GlobalOptions& globals, std::string_view default_fault);
 
 // Prints a document on `out`: indented JSON, or the aws CLI's text form (one line per object,
 // its name upper-cased, then its scalar fields separated by tabs; nested lists and objects on

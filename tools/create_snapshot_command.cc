@@ -19,6 +19,7 @@ struct CreateOptions {
   std::string cache_cluster_id;
   std::string replication_group_id;
   std::string snapshot_name;
+  bool from_replica = false;
 };
 
 CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globals) {
@@ -26,35 +27,21 @@ CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globa
   if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
   const Fleet& fleet = std::get<Fleet>(loaded);
 
-  if (!options.replication_group_id.empty()) {
-    // The engine captures single nodes only so far. Still answer as ElastiCache would for an
-    // unknown group, so that scripts see the same fault for a typo either way.
-    if (fleet.FindReplicationGroup(options.replication_group_id) == nullptr) {
-      return CommandResult::Fail(
-          "ReplicationGroupNotFoundFault",
-          "ReplicationGroup " + options.replication_group_id + " not found.");
-    }
-    return CommandResult::Fail("InvalidParameterCombination",
-                               "replication groups are not supported yet");
-  }
-
   OperationOptions op;
+  op.snapshot_from_replica = options.from_replica;
   ProgressLine progress("snapshot", StderrIsTerminal());
   op.progress = progress.Callback();
+  const bool group = !options.replication_group_id.empty();
   const OperationResult result =
-      CreateSnapshot(fleet, options.cache_cluster_id, options.snapshot_name, op);
+      group ? CreateReplicationGroupSnapshot(fleet, options.replication_group_id,
+                                             options.snapshot_name, op)
+            : CreateSnapshot(fleet, options.cache_cluster_id, options.snapshot_name, op);
   progress.Finish();
 
-  if (!result.gates.empty() || result.ok) {
-    Json doc;
-    doc["Snapshot"] = result.snapshot ? SnapshotJson(*result.snapshot) : Json();
-    doc["Gates"] = GatesJson(result.gates);
-    doc["Notes"] = result.notes;
-    PrintDocument(doc, globals.output, std::cout);
-  }
-  if (result.ok) return CommandResult::Ok();
-  return CommandResult::Fail(result.fault.empty() ? "InvalidCacheClusterState" : result.fault,
-                             result.message);
+  Json doc;
+  doc["Snapshot"] = result.snapshot ? SnapshotJson(*result.snapshot) : Json();
+  return ReportOperation(result, std::move(doc), globals,
+                         group ? "InvalidReplicationGroupStateFault" : "InvalidCacheClusterState");
 }
 
 }  // namespace
@@ -62,8 +49,9 @@ CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globa
 Command RegisterCreateSnapshotCommand(CLI::App& app, const GlobalOptions& globals) {
   CLI::App* sub = app.add_subcommand(
       "create-snapshot",
-      "Take a verified snapshot of a cache cluster; the node keeps running, and writes stall "
-      "only until the server has forked.");
+      "Take a verified snapshot of a cache cluster or a replication group (every shard cut at "
+      "the same moment); the nodes keep running, and writes stall only until each server has "
+      "forked.");
   // Owned by the closure, which outlives parsing: CLI11 writes the values here.
   auto options = std::make_shared<CreateOptions>();
   // Exactly one source, as in the aws CLI; CLI11 enforces it so a wrong combination is a
@@ -76,6 +64,9 @@ Command RegisterCreateSnapshotCommand(CLI::App& app, const GlobalOptions& global
   source->require_option(1);
   sub->add_option("--snapshot-name", options->snapshot_name, "Name of the new snapshot")
       ->required();
+  sub->add_flag("--from-replica", options->from_replica,
+                "Replication groups: capture each shard from an in-sync replica (once it has "
+                "applied everything the paused primary had), sparing the primary the fork");
   return Command{sub, "CreateSnapshot",
                  [options, &globals] { return RunCreate(*options, globals); }};
 }

@@ -25,9 +25,11 @@ struct DeleteOptions {
   bool dry_run = false;
 };
 
-std::string Question(const CacheClusterEntry& entry, const std::optional<std::string>& snapshot) {
-  std::string q =
-      "Delete cache cluster " + entry.id + " at " + entry.endpoint.ToString() + " and shut it down";
+std::string Question(const std::string& id, const CacheClusterEntry* entry,
+                     const std::optional<std::string>& snapshot) {
+  std::string q = "Delete cache cluster " + id +
+                  (entry != nullptr ? " at " + entry->endpoint.ToString() : std::string()) +
+                  " and shut it down";
   if (snapshot) q += " with final snapshot " + *snapshot;
   return q + "? [y/N] ";
 }
@@ -40,11 +42,13 @@ CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globa
   std::optional<std::string> snapshot;
   if (!options.final_snapshot.empty()) snapshot = options.final_snapshot;
 
-  // Ask before anything touches the node. An unknown id needs no question: the engine refuses
-  // it with CacheClusterNotFound. A dry run changes nothing, so it needs none either.
+  // Ask before anything touches the node. A dry run changes nothing, so it needs no question.
+  // (An id that names nothing is asked about too; the engine then refuses it.)
   const CacheClusterEntry* entry = fleet.FindCacheCluster(options.cache_cluster_id);
-  if (entry != nullptr && !options.dry_run && !options.yes && CanPrompt()) {
-    if (!Confirm(Question(*entry, snapshot))) return CommandResult::Interrupted("aborted");
+  if (!options.dry_run && !options.yes && CanPrompt()) {
+    if (!Confirm(Question(options.cache_cluster_id, entry, snapshot))) {
+      return CommandResult::Interrupted("aborted");
+    }
   }
 
   OperationOptions op;
@@ -54,23 +58,15 @@ CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globa
   const OperationResult result = DeleteCacheCluster(fleet, options.cache_cluster_id, snapshot, op);
   progress.Finish();
 
+  Json doc;
   if (options.dry_run) {
-    Json doc;
     doc["DryRun"] = true;
     doc["Plan"] = result.plan;
-    doc["Gates"] = GatesJson(result.gates);
-    if (!result.gates.empty() || result.ok) PrintDocument(doc, globals.output, std::cout);
-  } else if (!result.gates.empty() || result.ok) {
-    Json doc;
+  } else {
     doc["CacheCluster"] = CacheClusterJson(result.cluster);
     if (result.snapshot) doc["Snapshot"] = SnapshotJson(*result.snapshot);
-    doc["Gates"] = GatesJson(result.gates);
-    doc["Notes"] = result.notes;
-    PrintDocument(doc, globals.output, std::cout);
   }
-  if (result.ok) return CommandResult::Ok();
-  return CommandResult::Fail(result.fault.empty() ? "InvalidCacheClusterState" : result.fault,
-                             result.message);
+  return ReportOperation(result, std::move(doc), globals, "InvalidCacheClusterState");
 }
 
 }  // namespace

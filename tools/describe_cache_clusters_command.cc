@@ -23,15 +23,15 @@ CommandResult RunDescribe(const std::string& id, const GlobalOptions& globals) {
   const Fleet& fleet = std::get<Fleet>(loaded);
 
   std::optional<std::string_view> filter;
-  if (!id.empty()) {
-    if (fleet.FindCacheCluster(id) == nullptr) {
-      return CommandResult::Fail("CacheClusterNotFound", "CacheCluster " + id + " not found.");
-    }
-    filter = id;
-  }
+  if (!id.empty()) filter = id;
   Json list = Json::array();
   for (const CacheClusterInfo& info : DescribeCacheClusters(fleet, filter)) {
     list.push_back(CacheClusterJson(info));
+  }
+  // A standalone cluster is always listed (if only as unreachable); a group member only when
+  // its group answered and has it.
+  if (filter && list.empty()) {
+    return CommandResult::Fail("CacheClusterNotFound", "CacheCluster " + id + " not found.");
   }
   Json doc;
   doc["CacheClusters"] = std::move(list);
@@ -44,7 +44,8 @@ CommandResult RunDescribe(const std::string& id, const GlobalOptions& globals) {
 Command RegisterDescribeCacheClustersCommand(CLI::App& app, const GlobalOptions& globals) {
   CLI::App* sub = app.add_subcommand(
       "describe-cache-clusters",
-      "Show the live state of the fleet's cache clusters: status, engine, version, endpoint.");
+      "Show the live state of the fleet's cache clusters, standalone ones and the members of "
+      "replication groups: status, engine, version, endpoint, role.");
   // Owned by the closure, which outlives parsing: CLI11 writes the value here.
   auto id = std::make_shared<std::string>();
   sub->add_option("--cache-cluster-id", *id, "Only this cache cluster (case-insensitive)");

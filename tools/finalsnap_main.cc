@@ -14,9 +14,11 @@
 #include "command.h"
 #include "create_snapshot_command.h"
 #include "delete_cache_cluster_command.h"
+#include "delete_replication_group_command.h"
 #include "delete_snapshot_command.h"
 #include "demo_command.h"
 #include "describe_cache_clusters_command.h"
+#include "describe_replication_groups_command.h"
 #include "describe_snapshots_command.h"
 #include "restore_command.h"
 #include "verify_command.h"
@@ -27,10 +29,12 @@ namespace {
 std::vector<Command> RegisterCommands(CLI::App& app, const GlobalOptions& globals) {
   std::vector<Command> commands;
   commands.push_back(RegisterDeleteCacheClusterCommand(app, globals));
+  commands.push_back(RegisterDeleteReplicationGroupCommand(app, globals));
   commands.push_back(RegisterCreateSnapshotCommand(app, globals));
   commands.push_back(RegisterDescribeSnapshotsCommand(app, globals));
   commands.push_back(RegisterDeleteSnapshotCommand(app, globals));
   commands.push_back(RegisterDescribeCacheClustersCommand(app, globals));
+  commands.push_back(RegisterDescribeReplicationGroupsCommand(app, globals));
   commands.push_back(RegisterVerifyCommand(app, globals));
   commands.push_back(RegisterRestoreCommand(app, globals));
   commands.push_back(RegisterDemoCommand(app, globals));

@@ -33,12 +33,18 @@ struct TransferProgress {
 
 struct OperationOptions {
   bool dry_run = false;  // run the preflight gates and say what would be done; change nothing
+  // Replication groups: take each shard's snapshot from an in-sync replica instead of its
+  // primary (sparing the primary the fork), once the replica has applied everything the paused
+  // primary had. The primary is still the one paused, and the default is the primary
+  // (ElastiCache: "freshest data").
+  bool snapshot_from_replica = false;
   std::function<void(const TransferProgress&)> progress;
 };
 
 // ElastiCache's CacheCluster, as far as a self-hosted node has the fields.
 struct CacheClusterInfo {
   std::string cache_cluster_id;
+  std::string replication_group_id;  // for a member of a replication group, else empty
   std::string status;  // "available", "deleting", "deleted", "snapshotting", "unreachable"
   std::string engine;
   std::string engine_version;
@@ -47,6 +53,40 @@ struct CacheClusterInfo {
   std::string capture;   // "sync" / "bgsave-file"
   uint64_t used_memory = 0;
   std::optional<std::string> error;  // why it is unreachable
+};
+
+// One member of a replication group's node group (shard), as ElastiCache lists it.
+struct GroupMember {
+  std::string cache_cluster_id;  // "<group>-001" (one shard) or "<group>-0001-001" (Cluster)
+  std::string cache_node_id = "0001";
+  std::string endpoint;          // host:port
+  std::string current_role;      // "primary" / "replica"
+  std::string status;            // "available", "unreachable", ...
+  uint64_t repl_offset = 0;      // primary: master_repl_offset; replica: applied offset
+  std::string link;              // replica: master_link_status ("up" / "down"); else empty
+};
+
+// One node group (shard): its primary first, then its replicas.
+struct NodeGroupInfo {
+  std::string node_group_id;  // "0001", "0002", ... in slot order
+  std::string status;
+  std::string slots;  // "0-5460" (Redis Cluster only; empty otherwise)
+  std::vector<std::pair<int, int>> slot_ranges;
+  std::vector<GroupMember> members;
+};
+
+// ElastiCache's ReplicationGroup, as far as a self-hosted group has the fields.
+struct ReplicationGroupInfo {
+  std::string replication_group_id;
+  std::string status;  // "available", "deleting", "deleted", "snapshotting", "unreachable"
+  std::string engine;
+  std::string engine_version;
+  bool cluster_enabled = false;  // a sharded Redis Cluster
+  std::string discovered_via;    // "endpoints", "sentinel"
+  std::vector<NodeGroupInfo> node_groups;
+  std::optional<std::string> error;  // why it is unreachable or inconsistent
+  // Every member's cache cluster id, in node-group order.
+  std::vector<std::string> MemberClusters() const;
 };
 
 struct OperationResult {
@@ -59,6 +99,7 @@ struct OperationResult {
   std::string failed_gate;
   std::vector<GateVerdict> gates;
   CacheClusterInfo cluster;
+  std::optional<ReplicationGroupInfo> group;  // for a replication group, or a member of one
   std::optional<Snapshot> snapshot;  // the stored snapshot's manifest, when one was taken
   // What the operation changed on the node and put back, or could not put back.
   std::vector<std::string> notes;
@@ -77,7 +118,29 @@ OperationResult CreateSnapshot(const Fleet& fleet, std::string_view cache_cluste
                                const std::string& snapshot_name,
                                const OperationOptions& options = {});
 
-// The live state of the fleet's cache clusters (all, or the one named).
+// ElastiCache's delete-replication-group: pauses writes on every primary at once, takes each
+// shard's final snapshot in parallel (when `final_snapshot` is set), proves every file, then
+// shuts down all replicas and after them the primaries. With `retain_primary_cluster` only the
+// replicas go and the (single) primary is unpaused and kept; more than one shard is refused
+// (InvalidParameterCombination). Groups named with sentinels are discovered through them, and
+// every sentinel forgets the group (SENTINEL REMOVE) once it is gone.
+OperationResult DeleteReplicationGroup(const Fleet& fleet, std::string_view replication_group_id,
+                                       const std::optional<std::string>& final_snapshot,
+                                       bool retain_primary_cluster,
+                                       const OperationOptions& options = {});
+
+// create-snapshot --replication-group-id: the same cross-shard capture with no destroy.
+OperationResult CreateReplicationGroupSnapshot(const Fleet& fleet,
+                                               std::string_view replication_group_id,
+                                               const std::string& snapshot_name,
+                                               const OperationOptions& options = {});
+
+// The live topology of the fleet's replication groups (all, or the one named).
+std::vector<ReplicationGroupInfo> DescribeReplicationGroups(const Fleet& fleet,
+                                                            std::optional<std::string_view> id);
+
+// The live state of the fleet's cache clusters (all, or the one named): the standalone ones
+// and every member of every replication group.
 std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
                                                     std::optional<std::string_view> id);
 

@@ -1,0 +1,94 @@
+// `finalsnap delete-replication-group`: finalsnap::DeleteReplicationGroup behind the aws CLI's
+// flags. As with delete-cache-cluster, a refusal that got as far as a gate still prints the gates
+// and notes on stdout, with the error line on stderr.
+#include "delete_replication_group_command.h"
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli_common.h"
+#include "finalsnap/engine.h"
+
+namespace finalsnap::cli {
+namespace {
+
+struct DeleteGroupOptions {
+  std::string replication_group_id;
+  std::string final_snapshot;  // empty: no final snapshot
+  bool retain_primary_cluster = false;
+  bool from_replica = false;
+  bool yes = false;
+  bool dry_run = false;
+};
+
+CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOptions& globals) {
+  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
+  const Fleet& fleet = std::get<Fleet>(loaded);
+
+  std::optional<std::string> snapshot;
+  if (!options.final_snapshot.empty()) snapshot = options.final_snapshot;
+  const ReplicationGroupEntry* entry = fleet.FindReplicationGroup(options.replication_group_id);
+  if (entry != nullptr && !options.dry_run && !options.yes && CanPrompt()) {
+    std::string q = "Delete replication group " + entry->id + " and shut down " +
+                    (options.retain_primary_cluster ? "its replicas" : "every member");
+    if (snapshot) q += " with final snapshot " + *snapshot;
+    if (!Confirm(q + "? [y/N] ")) return CommandResult::Interrupted("aborted");
+  }
+
+  OperationOptions op;
+  op.dry_run = options.dry_run;
+  op.snapshot_from_replica = options.from_replica;
+  ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
+  op.progress = progress.Callback();
+  const OperationResult result = DeleteReplicationGroup(
+      fleet, options.replication_group_id, snapshot, options.retain_primary_cluster, op);
+  progress.Finish();
+
+  Json doc;
+  if (options.dry_run) {
+    doc["DryRun"] = true;
+    doc["Plan"] = result.plan;
+  } else {
+    ReplicationGroupInfo group;
+    if (result.group) {
+      group = *result.group;
+    } else {
+      group.replication_group_id = options.replication_group_id;
+      group.status = "available";
+    }
+    doc["ReplicationGroup"] = ReplicationGroupJson(group);
+    if (result.snapshot) doc["Snapshot"] = SnapshotJson(*result.snapshot);
+  }
+  return ReportOperation(result, std::move(doc), globals, "InvalidReplicationGroupStateFault");
+}
+
+}  // namespace
+
+Command RegisterDeleteReplicationGroupCommand(CLI::App& app, const GlobalOptions& globals) {
+  CLI::App* sub = app.add_subcommand(
+      "delete-replication-group",
+      "Pause writes on every primary of a replication group, take a verified final snapshot of "
+      "every shard (when --final-snapshot-identifier is given), then shut down the replicas and "
+      "after them the primaries. Nothing is shut down unless every gate passed.");
+  // Owned by the closure, which outlives parsing: CLI11 writes the values here.
+  auto options = std::make_shared<DeleteGroupOptions>();
+  sub->add_option("--replication-group-id", options->replication_group_id,
+                  "The replication group to delete (case-insensitive)")
+      ->required();
+  sub->add_option("--final-snapshot-identifier", options->final_snapshot,
+                  "Name of the final snapshot to take first");
+  sub->add_flag("--retain-primary-cluster", options->retain_primary_cluster,
+                "Shut down the replicas only; keep the primary running (one shard only)");
+  sub->add_flag("--from-replica", options->from_replica,
+                "Capture each shard from an in-sync replica instead of its primary");
+  sub->add_flag("--yes,-y", options->yes, "Do not ask for confirmation on a terminal");
+  sub->add_flag("--dry-run", options->dry_run,
+                "Run the preflight gates and print the plan; change nothing");
+  return Command{sub, "DeleteReplicationGroup",
+                 [options, &globals] { return RunDeleteGroup(*options, globals); }};
+}
+
+}  // namespace finalsnap::cli
