@@ -1284,8 +1284,8 @@ Task<bool> Operation::ForgetInSentinels() {
     if (Status s = co_await sentinel.Connect(); !s.ok()) {
       outcome = s.message();
     } else {
-      CommandOutcome r = co_await sentinel.Command(
-          remove ? Argv("SENTINEL", "REMOVE", name) : Argv("SENTINEL", "RESET", name));
+      std::vector<std::string> command = Argv("SENTINEL", remove ? "REMOVE" : "RESET", name);
+      CommandOutcome r = co_await sentinel.Command(command);
       outcome = r.ok() ? "" : r.Error();
     }
     if (!outcome.empty()) {

@@ -440,11 +440,15 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
             [](const ClusterNodeLine* a, const ClusterNodeLine* b) {
               return a->slots.front().first < b->slots.front().first;
             });
-  // The view every node must share: who is primary, and whose replica each node is.
+  // The view every node must share: who is primary, which slots each primary serves, and whose
+  // replica each node is. (A slot a node gave up with CLUSTER DELSLOTS stays assigned in the
+  // other nodes' views, so only comparing every view finds it.)
   auto signature = [](const std::vector<ClusterNodeLine>& ls) {
     std::vector<std::string> parts;
     for (const ClusterNodeLine& l : ls) {
-      parts.push_back(l.id + (l.flags.count("master") ? std::string(" master") : " of " + l.master_id));
+      parts.push_back(l.id + (l.flags.count("master")
+                                  ? " master " + SlotRangesText(l.slots)
+                                  : " of " + l.master_id));
     }
     std::sort(parts.begin(), parts.end());
     std::string s;
@@ -500,15 +504,22 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
                              " follows " + l.master_id + ", which is not a primary");
     }
   }
-  // Every member must see the same cluster.
+  // Every member must see the same cluster, and see it healthy.
   for (auto& n : topology_.nodes) {
     if (n.get() == seed) continue;
     CommandOutcome r = co_await n->client->Command(Argv("CLUSTER", "NODES"));
     std::optional<std::vector<ClusterNodeLine>> other;
     if (r.ok()) other = ParseClusterNodes(r.reply.str, &error);
     if (!other || signature(*other) != view) {
-      co_return Inconsistent("members disagree about who is primary: " + n->address.ToString() +
-                             " and " + seed->address.ToString() + " have different CLUSTER NODES views");
+      co_return Inconsistent("members disagree about the cluster: " + n->address.ToString() +
+                             " and " + seed->address.ToString() +
+                             " have different CLUSTER NODES views (primaries, slots, replicas)");
+    }
+    CommandOutcome info = co_await n->client->Command(Argv("CLUSTER", "INFO"));
+    const std::string state = info.ok() ? Field(ParseInfo(info.reply.str), "cluster_state") : "";
+    if (state != "ok") {
+      co_return Inconsistent("cluster_state on " + n->address.ToString() + " is " +
+                             (info.ok() ? state : info.Error()) + ", not ok");
     }
   }
   size_t replicas = 0;
