@@ -9,7 +9,7 @@ FINALSNAP_PACKAGES=(
   libisal-dev libzstd-dev liblz4-dev libhiredis-dev libuv1-dev libxxhash-dev libssl-dev
   libhttp-parser-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools zstd lz4 time
+  redis-server redis-tools redis-sentinel zstd lz4 time
 )
 
 # Installs whichever of FINALSNAP_PACKAGES are missing (as root), or prints the exact command.

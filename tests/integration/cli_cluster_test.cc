@@ -1,7 +1,9 @@
 // Runs the real `finalsnap` binary against real redis-server processes: create-snapshot,
 // describe-snapshots, verify by name, delete-cache-cluster (dry run and real), restore into a
 // fresh server, delete-snapshot, the demo, and the aws-CLI-style failures (fault names on
-// stderr, exit codes 252 and 254).
+// stderr, exit codes 252 and 254); then the replication-group commands on a primary with a
+// replica: describe-replication-groups, describe-cache-clusters of members, create-snapshot
+// --replication-group-id, delete-replication-group (dry run and real).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -16,6 +18,7 @@
 
 #include "support/process.h"
 #include "support/redis_server.h"
+#include "support/redis_topology.h"
 
 namespace finalsnap {
 namespace {
@@ -322,6 +325,94 @@ TEST_F(CliClusterTest, DemoRoundTripsItsData) {
   EXPECT_GT(doc["Demo"]["KeysBefore"].get<uint64_t>(), 1000u);
   EXPECT_TRUE(AllGatesPassed(doc["Gates"]));
   EXPECT_NE(r.stderr_text.find("data identical: yes"), std::string::npos) << r.Describe();
+}
+
+// --- Replication groups ------------------------------------------------------------------------
+
+class CliGroupTest : public CliClusterTest {
+ protected:
+  void SetUp() override {
+    CliClusterTest::SetUp();
+    group_.Start();
+    ASSERT_TRUE(group_.primary().Command("DEBUG", "POPULATE", 1000, "g", 32).ok());
+    group_.WaitForReplicasCaughtUp();
+    WriteFleet("[storage]\npath = \"snapshots\"\n\n[replication_groups.myReplGroup]\n"
+               "endpoints = [\"127.0.0.1:" + std::to_string(group_.replica(0).port()) + "\"]\n");
+  }
+  testing::ReplicationGroupFixture group_{{.replicas = 1}};
+};
+
+TEST_F(CliGroupTest, DescribeShowsTheGroupAndItsMembers) {
+  ProcessResult r = Cli({"describe-replication-groups"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const json groups = ParseStdout(r)["ReplicationGroups"];
+  ASSERT_EQ(groups.size(), 1u) << r.Describe();
+  EXPECT_EQ(groups[0]["ReplicationGroupId"], "myReplGroup");
+  EXPECT_EQ(groups[0]["Status"], "available");
+  EXPECT_EQ(groups[0]["MemberClusters"], json({"myReplGroup-001", "myReplGroup-002"}));
+  const json members = groups[0]["NodeGroups"][0]["NodeGroupMembers"];
+  ASSERT_EQ(members.size(), 2u);
+  int primaries = 0;
+  for (const json& m : members) {
+    primaries += m["CurrentRole"] == "primary";
+    EXPECT_EQ(m["ReadEndpoint"]["Address"], "127.0.0.1");
+  }
+  EXPECT_EQ(primaries, 1);
+
+  r = Cli({"describe-cache-clusters", "--cache-cluster-id", "MYREPLGROUP-002"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const json clusters = ParseStdout(r)["CacheClusters"];
+  ASSERT_EQ(clusters.size(), 1u);
+  EXPECT_EQ(clusters[0]["ReplicationGroupId"], "myReplGroup");
+
+  ExpectError(Cli({"describe-replication-groups", "--replication-group-id", "nope"}),
+              "ReplicationGroupNotFoundFault", "DescribeReplicationGroups");
+  ExpectError(Cli({"delete-replication-group", "--replication-group-id", "nope", "--yes"}),
+              "ReplicationGroupNotFoundFault", "DeleteReplicationGroup");
+  ExpectError(Cli({"delete-cache-cluster", "--cache-cluster-id", "myReplGroup-009", "--yes"}),
+              "CacheClusterNotFound", "DeleteCacheCluster");
+}
+
+TEST_F(CliGroupTest, SnapshotThenDeleteTheGroup) {
+  ProcessResult r = Cli({"create-snapshot", "--replication-group-id", "myreplgroup",
+                         "--snapshot-name", "g1"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  json doc = ParseStdout(r);
+  EXPECT_EQ(doc["Snapshot"]["ReplicationGroupId"], "myReplGroup");
+  EXPECT_TRUE(AllGatesPassed(doc["Gates"])) << doc["Gates"].dump(2);
+
+  // The dry run names every step, the replica's shutdown before the primary's.
+  r = Cli({"delete-replication-group", "--replication-group-id", "myReplGroup",
+           "--final-snapshot-identifier", "bkup-20150515-final", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const std::string plan = ParseStdout(r)["Plan"].dump();
+  const size_t replica = plan.find(std::to_string(group_.replica(0).port()) + " (replica)");
+  const size_t primary = plan.find(std::to_string(group_.primary().port()) + " (primary)");
+  ASSERT_NE(replica, std::string::npos) << plan;
+  ASSERT_NE(primary, std::string::npos) << plan;
+  EXPECT_LT(replica, primary) << plan;
+  EXPECT_TRUE(group_.primary().Running());
+
+  // Taken name: refused before anything is touched.
+  ExpectError(Cli({"delete-replication-group", "--replication-group-id", "myReplGroup",
+                   "--final-snapshot-identifier", "g1", "--yes"}),
+              "SnapshotAlreadyExistsFault", "DeleteReplicationGroup");
+  EXPECT_TRUE(group_.primary().Running());
+
+  r = Cli({"delete-replication-group", "--replication-group-id", "myReplGroup",
+           "--final-snapshot-identifier", "bkup-20150515-final", "--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  doc = ParseStdout(r);
+  EXPECT_EQ(doc["ReplicationGroup"]["Status"], "deleted");
+  EXPECT_EQ(doc["Snapshot"]["SnapshotStatus"], "available");
+  EXPECT_EQ(doc["Snapshot"]["FinalSnapshotOf"], "delete-replication-group");
+  EXPECT_TRUE(group_.replica(0).WaitForExit(std::chrono::milliseconds(10'000)).has_value());
+  EXPECT_TRUE(group_.primary().WaitForExit(std::chrono::milliseconds(10'000)).has_value());
+
+  r = Cli({"restore", "--snapshot-name", "bkup-20150515-final", "--target-dir",
+           (dir_ / "restored").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(fs::is_regular_file(dir_ / "restored" / "dump.rdb"));
 }
 
 }  // namespace

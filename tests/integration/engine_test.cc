@@ -64,6 +64,7 @@
 #include "support/process.h"
 #include "support/redis_server.h"
 #include "support/tcp_proxy.h"
+#include "support/writer.h"
 
 namespace finalsnap::rdb {
 
@@ -311,88 +312,6 @@ void ExpectNodeGone(RedisServer& server) {
       << server.LogTail();
   EXPECT_THROW(ConnectTo(server.host(), server.port(), milliseconds(1000)), std::runtime_error)
       << "the node's port still accepts connections";
-}
-
-// A thread doing SET <prefix><i> <i>, i = 0, 1, 2, ..., on its own connection, one at a time.
-// Acknowledged writes are therefore exactly <prefix>0 .. <prefix>(acked()-1).
-class Writer {
- public:
-  Writer(RedisServer& server, std::string prefix)
-      : prefix_(std::move(prefix)), context_(server.Connect(milliseconds(15'000))) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Writer() { Stop(); }
-
-  bool WaitForAcks(uint64_t n, milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, deadline, [&] { return acked_ >= n || finished_; }) && acked_ >= n;
-  }
-  // Stops after the write in flight; joins.
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  // Waits until the writer ended by itself (its connection failed); false at the deadline.
-  bool WaitFinished(milliseconds deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, deadline, [&] { return finished_; });
-  }
-  uint64_t acked() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-  double max_gap_ms() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return max_gap_ms_;
-  }
-  std::string error() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return error_;
-  }
-
- private:
-  void Run() {
-    auto last = Clock::now();
-    for (uint64_t i = 0; !stop_; ++i) {
-      try {
-        Reply r = Execute(context_.get(), {"SET", prefix_ + std::to_string(i), std::to_string(i)});
-        if (!r.ok()) throw std::runtime_error("SET replied " + r.ToString());
-      } catch (const std::runtime_error& e) {
-        std::lock_guard<std::mutex> lock(mu_);
-        error_ = e.what();
-        break;
-      }
-      const auto now = Clock::now();
-      std::lock_guard<std::mutex> lock(mu_);
-      acked_ = i + 1;
-      max_gap_ms_ =
-          std::max(max_gap_ms_, std::chrono::duration<double, std::milli>(now - last).count());
-      last = now;
-      cv_.notify_all();
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    finished_ = true;
-    cv_.notify_all();
-  }
-
-  const std::string prefix_;
-  RedisContextPtr context_;
-  std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t acked_ = 0;
-  double max_gap_ms_ = 0;
-  bool finished_ = false;
-  std::string error_;
-  std::thread thread_;
-};
-
-// The indexes i of the keys <prefix>i in database 0 of `server`.
-std::set<uint64_t> WriterKeys(RedisServer& server, const std::string& prefix) {
-  Reply keys = server.Command("KEYS", prefix + "*");
-  std::set<uint64_t> out;
-  for (const Reply& k : keys.elements) out.insert(std::stoull(k.str.substr(prefix.size())));
-  return out;
 }
 
 // Waits until `server` is busy (a PING on a new connection gets no answer within 100 ms).

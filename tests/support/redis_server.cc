@@ -158,6 +158,25 @@ std::string Reply::ToString() const {
   return "?";
 }
 
+// Redis reads configuration lines with sdssplitargs(), which understands these escapes.
+std::string QuoteConfigArg(std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char ch : value) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 0xf];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
+
 RedisContextPtr ConnectTo(const std::string& host, int port, std::chrono::milliseconds timeout) {
   timeval tv = ToTimeval(timeout);
   RedisContextPtr c(!host.empty() && host[0] == '/'
@@ -262,10 +281,19 @@ void RedisServer::Start() {
   if (pid_ > 0 && Running()) throw std::logic_error("RedisServer::Start: already running");
   binary_ = options_.binary;
   if (binary_.empty()) {
-    const char* env = std::getenv("FINALSNAP_REDIS_SERVER");
-    binary_ = env != nullptr && *env != '\0' ? env : "/usr/bin/redis-server";
+    const char* env =
+        std::getenv(is_sentinel() ? "FINALSNAP_REDIS_SENTINEL" : "FINALSNAP_REDIS_SERVER");
+    binary_ = env != nullptr && *env != '\0'
+                  ? env
+                  : (is_sentinel() ? "/usr/bin/redis-sentinel" : "/usr/bin/redis-server");
   }
   if (!IsExecutableFile(binary_)) {
+    if (is_sentinel()) {
+      throw std::runtime_error(
+          "redis-sentinel binary '" + binary_ +
+          "' is missing or not executable. These tests need a real Redis Sentinel: install it "
+          "with `apt-get install redis-sentinel`, or point FINALSNAP_REDIS_SENTINEL at one.");
+    }
     throw std::runtime_error(
         "redis-server binary '" + binary_ +
         "' is missing or not executable. These tests need a real Redis server: install it with "
@@ -281,7 +309,7 @@ void RedisServer::Start() {
     }
     dir_ = tmpl;
     std::string sock = dir_ + "/redis.sock";
-    if (sock.size() <= kMaxUnixSocketPath) unix_socket_ = sock;
+    if (sock.size() <= kMaxUnixSocketPath && !is_sentinel()) unix_socket_ = sock;
   }
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     if (SpawnAndWait()) return;
@@ -291,16 +319,26 @@ void RedisServer::Start() {
                            LogTail());
 }
 
-bool RedisServer::SpawnAndWait() {
-  bool cluster = false;
-  for (const auto& [name, value] : options_.config) {
-    cluster = cluster || (name == "cluster-enabled" && value == "yes");
-    if (name == "requirepass") password_ = value;
+std::vector<std::string> RedisServer::BuildArgs() {
+  if (is_sentinel()) {
+    // Sentinel reads a file only and must be able to rewrite it (it saves its myid, the replicas
+    // and sentinels it discovers, and every failover there). Written afresh on every start: a
+    // file from an earlier run would carry that run's port and myid.
+    std::string text = "port " + std::to_string(port_) + "\nbind " + host_ + "\ndir " +
+                       QuoteConfigArg(dir_) + "\nlogfile " + QuoteConfigArg(log_path()) +
+                       "\ndaemonize no\n";
+    for (const auto& [name, value] : options_.config)
+      text += name + " " + QuoteConfigArg(value) + "\n";
+    for (const std::string& line : options_.sentinel_config) text += line + "\n";
+    const std::string path = sentinel_config_path();
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << text;
+      out.flush();
+      if (!out) throw std::runtime_error("RedisServer: cannot write " + path);
+    }
+    return {binary_, path};
   }
-  port_ = FindFreePort(cluster);
-  exit_status_.reset();
-  connection_.reset();
-
   std::vector<std::string> args = {binary_,        "--port",      std::to_string(port_),
                                    "--bind",       host_,         "--dir",
                                    dir_,           "--save",      "",
@@ -314,6 +352,20 @@ bool RedisServer::SpawnAndWait() {
     args.push_back("--" + name);
     args.push_back(value);
   }
+  return args;
+}
+
+bool RedisServer::SpawnAndWait() {
+  bool cluster = false;
+  for (const auto& [name, value] : options_.config) {
+    cluster = cluster || (name == "cluster-enabled" && value == "yes");
+    if (name == "requirepass") password_ = value;
+  }
+  port_ = FindFreePort(cluster);
+  exit_status_.reset();
+  connection_.reset();
+
+  std::vector<std::string> args = BuildArgs();
   // Prepared before fork(): the child may only make async-signal-safe calls.
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -376,7 +428,8 @@ bool RedisServer::SpawnAndWait() {
       // The log says why; a lost race for the port is the one failure worth another attempt.
       std::string log = ReadFile(log_path()) + ReadFile(out_path);
       if (log.find("Address already in use") != std::string::npos) return false;
-      throw std::runtime_error("redis-server (" + binary_ + ") exited during start-up on port " +
+      throw std::runtime_error(std::string(is_sentinel() ? "redis-sentinel (" : "redis-server (") +
+                               binary_ + ") exited during start-up on port " +
                                std::to_string(port_) + " with wait status " +
                                std::to_string(exit_status_.value_or(-1)) + "\n" + LogTail());
     }
@@ -392,9 +445,9 @@ bool RedisServer::SpawnAndWait() {
     if (Clock::now() >= deadline) {
       Kill(SIGKILL);
       WaitForExit();
-      throw std::runtime_error("redis-server (" + binary_ + ") did not answer PING on port " +
-                               std::to_string(port_) + " within " +
-                               std::to_string(options_.start_timeout.count()) +
+      throw std::runtime_error(std::string(is_sentinel() ? "redis-sentinel (" : "redis-server (") +
+                               binary_ + ") did not answer PING on port " + std::to_string(port_) +
+                               " within " + std::to_string(options_.start_timeout.count()) +
                                " ms; last error: " + last_error + "\n" + LogTail());
     }
     std::this_thread::sleep_for(kPollInterval);

@@ -20,6 +20,22 @@
 // The server is started with PR_SET_PDEATHSIG, so a crashed test leaves no server behind: the
 // kernel kills it when the thread that called Start() exits. Start it from a thread that outlives
 // it (the test's own thread does).
+//
+// Sentinel mode runs a Redis Sentinel instead, under the same guarantees (own directory, free
+// port, PDEATHSIG, SHUTDOWN NOSAVE then SIGKILL):
+//
+//   RedisServerOptions options;
+//   options.mode = RedisServerOptions::Mode::kSentinel;
+//   options.sentinel_config = {"sentinel monitor m 127.0.0.1 6379 1"};
+//   RedisServer sentinel(options);
+//   sentinel.Start();
+//   sentinel.Command("SENTINEL", "get-master-addr-by-name", "m");
+//
+// Sentinel takes its configuration from a file only, and rewrites that file whenever its view
+// changes (it refuses to start when it cannot), so Start() writes <dir>/sentinel.conf afresh on
+// every start: a restarted sentinel is a new one, with a new ID. Its binary is
+// /usr/bin/redis-sentinel (Debian's redis-sentinel package) unless FINALSNAP_REDIS_SENTINEL names
+// another. SAVE, Keyspace() and the unix socket do not apply to a sentinel.
 #ifndef FINALSNAP_TESTS_SUPPORT_REDIS_SERVER_H_
 #define FINALSNAP_TESTS_SUPPORT_REDIS_SERVER_H_
 
@@ -76,6 +92,10 @@ RedisContextPtr ConnectTo(const std::string& host, int port,
 // Reply::Type::kError; a connection failure or timeout throws std::runtime_error.
 Reply Execute(redisContext* c, const std::vector<std::string>& argv);
 
+// `value` as one argument of a Redis configuration-file line: double-quoted, with the escapes
+// the config parser reads, so empty values, spaces and quotes survive.
+std::string QuoteConfigArg(std::string_view value);
+
 // Parses the text of an INFO reply into field -> value (section headers and blank lines dropped).
 std::map<std::string, std::string> ParseInfo(std::string_view text);
 
@@ -83,10 +103,21 @@ std::map<std::string, std::string> ParseInfo(std::string_view text);
 std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
 
 struct RedisServerOptions {
+  enum class Mode {
+    kServer,    // redis-server, configured on its command line
+    kSentinel,  // redis-sentinel <dir>/sentinel.conf
+  };
+  Mode mode = Mode::kServer;
   // Extra configuration directives as {name, value}, passed as `--name value` after the
-  // defaults (so they override them), e.g. {"rdbcompression", "no"}.
+  // defaults (so they override them), e.g. {"rdbcompression", "no"}. In sentinel mode they are
+  // written to sentinel.conf as `name "value"` lines instead.
   std::vector<std::pair<std::string, std::string>> config;
-  // The redis-server binary; empty means $FINALSNAP_REDIS_SERVER, else /usr/bin/redis-server.
+  // Sentinel mode only: lines appended verbatim to sentinel.conf after `config`, e.g.
+  // "sentinel monitor m 127.0.0.1 6379 2" (a `sentinel monitor` line must come before the other
+  // `sentinel ... <name>` lines for the same name).
+  std::vector<std::string> sentinel_config;
+  // The binary; empty means $FINALSNAP_REDIS_SERVER, else /usr/bin/redis-server (in sentinel
+  // mode: $FINALSNAP_REDIS_SENTINEL, else /usr/bin/redis-sentinel).
   std::string binary;
   // How long Start() waits for the server to answer PING, per attempt.
   std::chrono::milliseconds start_timeout = kServerDeadline;
@@ -130,6 +161,11 @@ class RedisServer {
   const std::string& unix_socket() const { return unix_socket_; }
   pid_t pid() const { return pid_; }
   std::string log_path() const { return dir_ + "/redis.log"; }
+  // Sentinel mode: the configuration file the sentinel reads and rewrites.
+  std::string sentinel_config_path() const { return dir_ + "/sentinel.conf"; }
+  // The `requirepass` directive's value once started, or empty.
+  const std::string& password() const { return password_; }
+  bool is_sentinel() const { return options_.mode == RedisServerOptions::Mode::kSentinel; }
 
   // A new connection of the caller's own (for example to keep a SELECTed database), already
   // authenticated when `requirepass` is configured. ConnectTo(host(), port()) gives a bare one.
@@ -169,6 +205,8 @@ class RedisServer {
   }
   // One attempt at spawning on a fresh port; returns false if the port turned out to be taken.
   bool SpawnAndWait();
+  // The argv for one start on port_; in sentinel mode, also (re)writes sentinel.conf.
+  std::vector<std::string> BuildArgs();
   void Reap(int status);
 
   RedisServerOptions options_;
