@@ -483,6 +483,7 @@ void Operation::Describe(const std::string& status) {
       m.current_role = n->primary ? "primary" : "replica";
       m.status = status == "deleted" && Survives(n) ? "available" : status;
       m.repl_offset = n->primary ? n->facts.master_repl_offset : n->applied_offset;
+      m.used_memory = n->facts.used_memory;
       m.link = n->primary ? "" : (n->link_up ? "up" : "down");
       ng.members.push_back(std::move(m));
     }
@@ -1491,6 +1492,7 @@ ReplicationGroupInfo GroupInfoOf(const ReplicationGroupEntry& entry, const detai
       m.current_role = n->primary ? "primary" : "replica";
       m.status = n->facts.rdb_bgsave_in_progress ? "snapshotting" : "available";
       m.repl_offset = n->primary ? n->facts.master_repl_offset : n->applied_offset;
+      m.used_memory = n->facts.used_memory;
       m.link = n->primary ? "" : (n->link_up ? "up" : "down");
       ng.members.push_back(std::move(m));
     }
@@ -1499,6 +1501,10 @@ ReplicationGroupInfo GroupInfoOf(const ReplicationGroupEntry& entry, const detai
       g.engine_version = s.primary->facts.version;
     }
     g.node_groups.push_back(std::move(ng));
+  }
+  if (g.engine.empty() && !t.nodes.empty()) {  // an inconsistent group still says what it runs
+    g.engine = t.nodes[0]->facts.engine;
+    g.engine_version = t.nodes[0]->facts.version;
   }
   return g;
 }
@@ -1566,6 +1572,10 @@ std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
         info.engine_version = g.engine_version;
         info.endpoint = m.endpoint;
         info.role = m.current_role == "primary" ? "master" : "slave";
+        info.used_memory = m.used_memory;
+        if (const ReplicationGroupEntry* e = fleet.FindReplicationGroup(g.replication_group_id)) {
+          info.capture = std::string(CaptureModeName(e->settings.capture));
+        }
         out.push_back(std::move(info));
       }
     }

@@ -63,6 +63,7 @@ struct GroupMember {
   std::string current_role;      // "primary" / "replica"
   std::string status;            // "available", "unreachable", ...
   uint64_t repl_offset = 0;      // primary: master_repl_offset; replica: applied offset
+  uint64_t used_memory = 0;
   std::string link;              // replica: master_link_status ("up" / "down"); else empty
 };
 
