@@ -29,12 +29,7 @@ std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& glob
   return std::move(std::get<Fleet>(loaded));
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) { return IdEquals(a, b); }
 
 Json SnapshotJson(const Snapshot& snapshot) { return Json::parse(SnapshotToJson(snapshot)); }
 
@@ -57,14 +52,8 @@ Json GatesJson(const std::vector<GateVerdict>& gates) {
 
 namespace {
 
-Json EndpointJson(const std::string& endpoint) {
-  std::variant<Endpoint, std::string> parsed = ParseEndpoint(endpoint);
-  if (const auto* e = std::get_if<Endpoint>(&parsed)) {
-    return Json{{"Address", e->host}, {"Port", e->port}};
-  }
-  // Not expected (the fleet loader validated it), but never drop what we were given.
-  return Json{{"Address", endpoint}, {"Port", nullptr}};
-}
+// The same Endpoint shape the API server sends (finalsnap/elasticache.h).
+Json EndpointJson(const std::string& endpoint) { return EndpointShape(endpoint); }
 
 Json OrNull(const std::string& s) { return s.empty() ? Json() : Json(s); }
 

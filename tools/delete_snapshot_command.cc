@@ -3,21 +3,16 @@
 #include "delete_snapshot_command.h"
 
 #include <CLI/CLI.hpp>
-#include <filesystem>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "cli_common.h"
+#include "finalsnap/elasticache.h"
 #include "finalsnap/storage.h"
 
 namespace finalsnap::cli {
 namespace {
-
-CommandResult NotFound(const std::string& name) {
-  return CommandResult::Fail("SnapshotNotFoundFault", "Snapshot " + name + " not found.");
-}
 
 struct DeleteSnapshotOptions {
   std::string name;
@@ -26,49 +21,28 @@ struct DeleteSnapshotOptions {
 
 CommandResult RunDeleteSnapshot(const DeleteSnapshotOptions& options,
                                 const GlobalOptions& globals) {
-  const std::string& name = options.name;
   std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
   const Fleet& fleet = std::get<Fleet>(loaded);
 
-  // Checked first so that deleting from a fleet that never took a snapshot does not create the
-  // storage directory (a read-write open would).
-  std::error_code ec;
-  if (!std::filesystem::exists(fleet.storage.path, ec)) return NotFound(name);
-  auto opened = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadWrite);
-  if (auto* error = std::get_if<std::string>(&opened)) {
-    return CommandResult::Fail("InvalidParameterValue", *error);
-  }
-  SnapshotStore& store = std::get<SnapshotStore>(opened);
-
-  std::optional<Snapshot> snapshot = store.Describe(name);
-  if (!snapshot) return NotFound(name);
-  // A snapshot being written belongs to a running operation; ElastiCache refuses the same way.
-  // A "failed" one (unreadable manifest) may go: deleting it is how it gets cleaned up.
-  if (snapshot->snapshot_status == "creating") {
-    return CommandResult::Fail("InvalidSnapshotState", "Snapshot " + snapshot->snapshot_name +
-                                                           " is not in available state "
-                                                           "(creating).");
-  }
   // A deleted snapshot cannot be brought back, so a person at a terminal is asked first (DESIGN:
   // destructive commands confirm unless --yes); scripts without a terminal proceed.
-  if (!options.yes && CanPrompt()) {
-    std::string question = "Delete snapshot " + snapshot->snapshot_name;
-    if (!snapshot->cache_cluster_id.empty()) question += " of " + snapshot->cache_cluster_id;
-    if (!snapshot->replication_group_id.empty()) {
-      question += " of " + snapshot->replication_group_id;
+  auto confirm = [&](const Snapshot& snapshot) {
+    if (options.yes || !CanPrompt()) return true;
+    std::string question = "Delete snapshot " + snapshot.snapshot_name;
+    if (!snapshot.cache_cluster_id.empty()) question += " of " + snapshot.cache_cluster_id;
+    if (!snapshot.replication_group_id.empty()) {
+      question += " of " + snapshot.replication_group_id;
     }
-    if (!Confirm(question + "? [y/N] ")) return CommandResult::Interrupted("aborted");
-  }
-  if (Status s = store.Delete(name); !s.ok()) {
-    // Someone else may have deleted it between Describe and Delete.
-    if (!store.Describe(name)) return NotFound(name);
-    return CommandResult::Fail("InvalidSnapshotState", s.message());
-  }
+    return Confirm(question + "? [y/N] ");
+  };
+  // The checks (unknown name, a snapshot still being written) are shared with the API server.
+  SnapshotDeletion deletion = DeleteStoredSnapshot(fleet.storage.path, options.name, confirm);
+  if (deletion.declined) return CommandResult::Interrupted("aborted");
+  if (!deletion.ok()) return CommandResult::Fail(deletion.fault, deletion.message);
 
-  snapshot->snapshot_status = "deleting";
   Json doc;
-  doc["Snapshot"] = SnapshotJson(*snapshot);
+  doc["Snapshot"] = SnapshotJson(*deletion.snapshot);
   PrintDocument(doc, globals.output, std::cout);
   return CommandResult::Ok();
 }

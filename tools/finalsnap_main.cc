@@ -21,6 +21,7 @@
 #include "describe_replication_groups_command.h"
 #include "describe_snapshots_command.h"
 #include "restore_command.h"
+#include "serve_command.h"
 #include "verify_command.h"
 
 namespace finalsnap::cli {
@@ -38,6 +39,7 @@ std::vector<Command> RegisterCommands(CLI::App& app, const GlobalOptions& global
   commands.push_back(RegisterVerifyCommand(app, globals));
   commands.push_back(RegisterRestoreCommand(app, globals));
   commands.push_back(RegisterDemoCommand(app, globals));
+  commands.push_back(RegisterServeCommand(app, globals));
   return commands;
 }
 

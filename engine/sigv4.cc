@@ -1,0 +1,545 @@
+// SigV4 verification (sigv4.h), with OpenSSL's SHA-256 and HMAC.
+#include "sigv4.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <variant>
+
+namespace finalsnap::detail {
+namespace {
+
+constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
+constexpr std::string_view kTerminator = "aws4_request";
+
+bool Unreserved(unsigned char c) {
+  return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// botocore's ' '.join(value.split()): trims and collapses every run of whitespace to one space.
+std::string CollapseSpaces(std::string_view s) {
+  std::string out;
+  bool pending_space = false;
+  for (const char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c)) != 0) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += c;
+  }
+  return out;
+}
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return parts;
+}
+
+SigV4Verdict Refuse(std::string code, int status, std::string message) {
+  SigV4Verdict v;
+  v.code = std::move(code);
+  v.http_status = status;
+  v.message = std::move(message);
+  return v;
+}
+
+SigV4Verdict Incomplete(std::string message) {
+  return Refuse("IncompleteSignature", 400, std::move(message));
+}
+
+SigV4Verdict Mismatch(std::string message) {
+  return Refuse("SignatureDoesNotMatch", 403, std::move(message));
+}
+
+constexpr char kMismatchMessage[] =
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+// The decoded query parameters, in order, or nullopt on a bad escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> QueryParams(
+    std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> params;
+  if (query.empty()) return params;
+  for (std::string_view pair : Split(query, '&')) {
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::optional<std::string> name = PercentDecode(pair.substr(0, eq), false);
+    std::optional<std::string> value =
+        PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), false);
+    if (!name || !value) return std::nullopt;
+    params.emplace_back(std::move(*name), std::move(*value));
+  }
+  return params;
+}
+
+// The values of one header (case-insensitive name), in order.
+std::vector<std::string_view> HeaderValues(const HeaderList& headers, std::string_view lower_name) {
+  std::vector<std::string_view> values;
+  for (const auto& [name, value] : headers) {
+    if (name.size() == lower_name.size() && Lower(name) == lower_name) values.push_back(value);
+  }
+  return values;
+}
+
+// What the signer claims: from the Authorization header or from the presigned query.
+struct Claim {
+  std::string credential;  // "AKID/20150202/us-west-2/elasticache/aws4_request"
+  std::string signed_headers;
+  std::string signature;
+  std::string amz_date;
+  std::optional<long> expires_seconds;  // presigned only
+  bool presigned = false;
+};
+
+// Parses "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...".
+std::variant<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
+  header = Trim(header);
+  const size_t space = header.find(' ');
+  const std::string_view algorithm = header.substr(0, space);
+  if (algorithm != kAlgorithm) {
+    return Incomplete("Unsupported authorization algorithm '" + std::string(algorithm) +
+                      "': only AWS4-HMAC-SHA256 (Signature Version 4) is accepted.");
+  }
+  if (space == std::string_view::npos) {
+    return Incomplete("Authorization header requires 'Credential' parameter.");
+  }
+  Claim claim;
+  std::map<std::string, std::string, std::less<>> fields;
+  for (std::string_view part : Split(header.substr(space + 1), ',')) {
+    part = Trim(part);
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    if (eq == std::string_view::npos) {
+      return Incomplete(
+          "Authorization header requires each component to be of the form "
+          "key=value; got '" +
+          std::string(part) + "'.");
+    }
+    fields[std::string(Trim(part.substr(0, eq)))] = std::string(Trim(part.substr(eq + 1)));
+  }
+  for (const char* required : {"Credential", "SignedHeaders", "Signature"}) {
+    if (fields.find(required) == fields.end()) {
+      return Incomplete("Authorization header requires '" + std::string(required) + "' parameter.");
+    }
+  }
+  claim.credential = fields["Credential"];
+  claim.signed_headers = fields["SignedHeaders"];
+  claim.signature = fields["Signature"];
+  return claim;
+}
+
+std::string Scope(std::string_view date, std::string_view region, std::string_view service) {
+  return std::string(date) + "/" + std::string(region) + "/" + std::string(service) + "/" +
+         std::string(kTerminator);
+}
+
+}  // namespace
+
+std::string UriEncode(std::string_view s, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (Unreserved(byte) || (keep_slash && c == '/')) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      const int hi = HexValue(s[i + 1]);
+      const int lo = HexValue(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string CanonicalUri(std::string_view raw_path) {
+  if (raw_path.empty()) return "/";
+  // botocore's remove_dot_segments: drops empty and "." segments, resolves "..".
+  std::vector<std::string_view> out;
+  for (std::string_view segment : Split(raw_path, '/')) {
+    if (segment.empty() || segment == ".") continue;
+    if (segment == "..") {
+      if (!out.empty()) out.pop_back();
+      continue;
+    }
+    out.push_back(segment);
+  }
+  std::string path = raw_path.front() == '/' ? "/" : "";
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i > 0) path += '/';
+    path += out[i];
+  }
+  if (raw_path.back() == '/' && !out.empty()) path += '/';
+  // botocore quotes the path as it appears in the URL (safe '/~'), so an escape in the raw path
+  // is encoded again ('%' -> '%25'), as the SigV4 rules for non-S3 services say.
+  return UriEncode(path, /*keep_slash=*/true);
+}
+
+std::optional<std::string> CanonicalQueryString(std::string_view raw_query, bool drop_signature) {
+  std::optional<std::vector<std::pair<std::string, std::string>>> params = QueryParams(raw_query);
+  if (!params) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> encoded;
+  for (const auto& [name, value] : *params) {
+    if (drop_signature && name == "X-Amz-Signature") continue;
+    encoded.emplace_back(UriEncode(name, false), UriEncode(value, false));
+  }
+  std::sort(encoded.begin(), encoded.end());
+  std::string out;
+  for (const auto& [name, value] : encoded) {
+    if (!out.empty()) out += '&';
+    out += name;
+    out += '=';
+    out += value;
+  }
+  return out;
+}
+
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0xf];
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return {};  // never matches a signature: a failure refuses, it never accepts
+  }
+  return ToHex(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+std::string HmacSha256(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
+           &length) == nullptr) {
+    return {};
+  }
+  return std::string(reinterpret_cast<const char*>(mac), length);
+}
+
+std::string SigningKey(std::string_view secret, std::string_view date, std::string_view region,
+                       std::string_view service) {
+  const std::string k_date = HmacSha256("AWS4" + std::string(secret), date);
+  const std::string k_region = HmacSha256(k_date, region);
+  const std::string k_service = HmacSha256(k_region, service);
+  return HmacSha256(k_service, kTerminator);
+}
+
+std::string StringToSign(std::string_view amz_date, std::string_view scope,
+                         std::string_view canonical_request) {
+  return std::string(kAlgorithm) + "\n" + std::string(amz_date) + "\n" + std::string(scope) + "\n" +
+         Sha256Hex(canonical_request);
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view text) {
+  if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z') return std::nullopt;
+  auto number = [&](size_t pos, size_t len) -> int {
+    int v = 0;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (text[i] < '0' || text[i] > '9') return -1;
+      v = v * 10 + (text[i] - '0');
+    }
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_year = number(0, 4) - 1900;
+  tm.tm_mon = number(4, 2) - 1;
+  tm.tm_mday = number(6, 2);
+  tm.tm_hour = number(9, 2);
+  tm.tm_min = number(11, 2);
+  tm.tm_sec = number(13, 2);
+  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 ||
+      tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  const std::tm copy = tm;
+  const time_t t = ::timegm(&tm);
+  // timegm normalizes out-of-range days (Feb 31); a date that moved was not a real date.
+  if (t == static_cast<time_t>(-1) || tm.tm_mday != copy.tm_mday || tm.tm_mon != copy.tm_mon) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+std::string FormatAmzDate(std::chrono::system_clock::time_point time) {
+  const time_t t = std::chrono::system_clock::to_time_t(time);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secrets,
+                         std::chrono::system_clock::time_point now, std::string_view service) {
+  static const HeaderList kNoHeaders;
+  const HeaderList& headers = request.headers != nullptr ? *request.headers : kNoHeaders;
+  const size_t question = request.target.find('?');
+  const std::string_view raw_path = request.target.substr(0, question);
+  const std::string_view raw_query =
+      question == std::string_view::npos ? std::string_view() : request.target.substr(question + 1);
+
+  std::optional<std::vector<std::pair<std::string, std::string>>> query = QueryParams(raw_query);
+  if (!query) return Incomplete("The query string has a malformed percent-escape.");
+  auto query_value = [&](std::string_view name) -> std::optional<std::string> {
+    std::optional<std::string> found;
+    for (const auto& [n, v] : *query) {
+      if (n == name) found = v;
+    }
+    return found;
+  };
+
+  const std::vector<std::string_view> authorization = HeaderValues(headers, "authorization");
+  const std::optional<std::string> query_algorithm = query_value("X-Amz-Algorithm");
+
+  if (authorization.empty() && !query_algorithm) {
+    // Signature Version 2 query parameters are not an authentication this server accepts.
+    if (query_value("Signature") || query_value("AWSAccessKeyId")) {
+      return Incomplete(
+          "Only Signature Version 4 is accepted (X-Amz-Algorithm=AWS4-HMAC-SHA256 "
+          "or an Authorization header).");
+    }
+    return Refuse("MissingAuthenticationToken", 403, "Request is missing Authentication Token");
+  }
+  if (!authorization.empty() && query_algorithm) {
+    return Incomplete(
+        "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter "
+        "or the Authorization header should be specified.");
+  }
+  if (authorization.size() > 1) return Incomplete("More than one Authorization header.");
+  if (const std::optional<std::string> version = query_value("SignatureVersion");
+      version && *version != "4") {
+    return Incomplete("SignatureVersion " + *version + " is not accepted; only 4.");
+  }
+
+  Claim claim;
+  if (!authorization.empty()) {
+    std::variant<Claim, SigV4Verdict> parsed = ParseAuthorization(authorization.front());
+    if (auto* refused = std::get_if<SigV4Verdict>(&parsed)) return *refused;
+    claim = std::get<Claim>(std::move(parsed));
+    const std::vector<std::string_view> dates = HeaderValues(headers, "x-amz-date");
+    if (dates.size() != 1) {
+      return Incomplete(
+          "Authorization header requires existence of exactly one 'X-Amz-Date' "
+          "header.");
+    }
+    claim.amz_date = std::string(Trim(dates.front()));
+  } else {
+    if (*query_algorithm != kAlgorithm) {
+      return Incomplete("X-Amz-Algorithm must be AWS4-HMAC-SHA256, not '" + *query_algorithm +
+                        "'.");
+    }
+    claim.presigned = true;
+    for (const char* required :
+         {"X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"}) {
+      if (!query_value(required)) {
+        return Incomplete("A presigned request requires the " + std::string(required) +
+                          " query parameter.");
+      }
+    }
+    claim.credential = *query_value("X-Amz-Credential");
+    claim.amz_date = *query_value("X-Amz-Date");
+    claim.signed_headers = *query_value("X-Amz-SignedHeaders");
+    claim.signature = *query_value("X-Amz-Signature");
+    if (std::optional<std::string> expires = query_value("X-Amz-Expires")) {
+      char* end = nullptr;
+      const long seconds = std::strtol(expires->c_str(), &end, 10);
+      if (expires->empty() || *end != '\0' || seconds < 1 || seconds > 604800) {
+        return Incomplete("X-Amz-Expires must be a number of seconds from 1 to 604800.");
+      }
+      claim.expires_seconds = seconds;
+    }
+  }
+
+  // Credential=AKID/DATE/REGION/SERVICE/aws4_request
+  const std::vector<std::string_view> scope = Split(claim.credential, '/');
+  if (scope.size() != 5 || scope[0].empty() || scope[1].empty() || scope[2].empty() ||
+      scope[3].empty()) {
+    return Incomplete(
+        "Credential must have the form "
+        "<access key id>/<date>/<region>/<service>/aws4_request, got '" +
+        claim.credential + "'.");
+  }
+  SigV4Verdict result;
+  result.access_key_id = std::string(scope[0]);
+  result.region = std::string(scope[2]);
+  auto refuse = [&](SigV4Verdict v) {
+    v.access_key_id = result.access_key_id;
+    v.region = result.region;
+    return v;
+  };
+
+  // No session tokens here: the fleet file lists long-term keys only.
+  if (!HeaderValues(headers, "x-amz-security-token").empty() ||
+      query_value("X-Amz-Security-Token")) {
+    return refuse(Refuse("InvalidClientTokenId", 403,
+                         "The security token included in the request is invalid (finalsnap "
+                         "accepts long-term access keys only, without a session token)."));
+  }
+  const std::optional<std::string> secret = secrets(scope[0]);
+  if (!secret) {
+    return refuse(Refuse("InvalidClientTokenId", 403,
+                         "The security token included in the request is invalid."));
+  }
+  if (scope[4] != kTerminator) {
+    return refuse(
+        Mismatch("Credential should be scoped with a valid terminator: 'aws4_request', "
+                 "not '" +
+                 std::string(scope[4]) + "'."));
+  }
+  if (scope[3] != service) {
+    return refuse(Mismatch("Credential should be scoped to correct service: '" +
+                           std::string(service) + "'."));
+  }
+  const std::optional<std::chrono::system_clock::time_point> signed_at =
+      ParseAmzDate(claim.amz_date);
+  if (!signed_at) {
+    return refuse(Incomplete("X-Amz-Date must be a UTC time of the form 20150202T192317Z, not '" +
+                             claim.amz_date + "'."));
+  }
+  if (scope[1] != claim.amz_date.substr(0, 8)) {
+    return refuse(Mismatch("Credential should be scoped to a valid date: '" +
+                           claim.amz_date.substr(0, 8) + "', not '" + std::string(scope[1]) +
+                           "'."));
+  }
+
+  // The signed headers: lower-case names separated by ';', each present in the request, and
+  // host among them (otherwise the request could be replayed against another endpoint).
+  const std::vector<std::string_view> signed_names = Split(claim.signed_headers, ';');
+  bool has_host = false;
+  std::string canonical_headers;
+  for (std::string_view name : signed_names) {
+    if (name.empty() || Lower(name) != name) {
+      return refuse(
+          Incomplete("SignedHeaders must be lower-case header names separated by ';', "
+                     "got '" +
+                     claim.signed_headers + "'."));
+    }
+    if (name == "host") has_host = true;
+    const std::vector<std::string_view> values = HeaderValues(headers, name);
+    if (values.empty()) {
+      return refuse(Mismatch(std::string(kMismatchMessage) + " (signed header '" +
+                             std::string(name) + "' is missing from the request)"));
+    }
+    std::string joined;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) joined += ',';
+      joined += CollapseSpaces(values[i]);
+    }
+    canonical_headers += std::string(name) + ":" + joined + "\n";
+  }
+  if (!has_host) return refuse(Incomplete("SignedHeaders must include 'host'."));
+
+  // The payload hash is always computed from the body as received: a signed
+  // x-amz-content-sha256 header must agree with it, and an unsigned payload is not accepted,
+  // since it would let the body (the action and its parameters) change after signing.
+  const std::string payload_hash = Sha256Hex(request.body);
+  const std::vector<std::string_view> content_sha = HeaderValues(headers, "x-amz-content-sha256");
+  if (!content_sha.empty() && Lower(Trim(content_sha.front())) != payload_hash) {
+    return refuse(
+        Mismatch("The x-amz-content-sha256 header does not match the SHA-256 of the "
+                 "request body (unsigned payloads are not accepted)."));
+  }
+
+  const std::optional<std::string> canonical_query =
+      CanonicalQueryString(raw_query, claim.presigned);
+  if (!canonical_query) return refuse(Incomplete("The query string has a malformed escape."));
+  const std::string canonical_request =
+      std::string(request.method) + "\n" + CanonicalUri(raw_path) + "\n" + *canonical_query + "\n" +
+      canonical_headers + "\n" + claim.signed_headers + "\n" + payload_hash;
+  const std::string scope_text = Scope(scope[1], scope[2], scope[3]);
+  const std::string expected =
+      ToHex(HmacSha256(SigningKey(*secret, scope[1], scope[2], scope[3]),
+                       StringToSign(claim.amz_date, scope_text, canonical_request)));
+  const std::string given = Lower(claim.signature);
+  if (given.size() != expected.size() ||
+      CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
+    return refuse(Mismatch(kMismatchMessage));
+  }
+
+  // Only a genuine signature gets as far as the clock: a stale request with a bad signature is
+  // refused as a bad signature.
+  const auto skew = now - *signed_at;
+  const std::string now_text = FormatAmzDate(now);
+  if (claim.expires_seconds) {
+    if (*signed_at - now > kMaxClockSkew || skew > std::chrono::seconds(*claim.expires_seconds)) {
+      return refuse(Refuse("RequestExpired", 400,
+                           "Request has expired: signed at " + claim.amz_date + ", valid for " +
+                               std::to_string(*claim.expires_seconds) + " s; the time is now " +
+                               now_text + "."));
+    }
+  } else if (skew > kMaxClockSkew || -skew > kMaxClockSkew) {
+    return refuse(Refuse("RequestExpired", 400,
+                         "Request has expired: signed at " + claim.amz_date +
+                             ", more than 15 minutes from the server's time " + now_text + "."));
+  }
+  result.ok = true;
+  return result;
+}
+
+}  // namespace finalsnap::detail

@@ -1,0 +1,512 @@
+// The API server's pieces below HTTP: the Query protocol's wire format (engine/query_api.h),
+// the fault table and shapes (finalsnap/elasticache.h), the persisted registry
+// (engine/api_state.h) and the actions' parameter handling and paging (engine/api_server.h),
+// called directly. Snapshots come from a real SnapshotStore on disk; the fleet's node is not
+// running (a describe sees it refuse connections), which is all these cases need.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "api_server.h"
+#include "api_state.h"
+#include "finalsnap/elasticache.h"
+#include "finalsnap/fleet.h"
+#include "finalsnap/storage.h"
+#include "query_api.h"
+#include "support/temp_dir.h"
+
+namespace finalsnap::detail {
+namespace {
+
+namespace fs = std::filesystem;
+using finalsnap::testing::TempDir;
+
+unsigned Mode(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+// ---- The wire format ----
+
+TEST(ApiQueryTest, DecodesFormsAsTheAwsCliSendsThem) {
+  QueryParams p;
+  ASSERT_FALSE(p.AddForm("Action=DeleteCacheCluster&Version=2015-02-02&"
+                         "CacheClusterId=my%2DCluster&Message=a+b%21&Empty=&Flag")
+                   .has_value());
+  EXPECT_EQ(p.Get("CacheClusterId"), "my-Cluster");
+  EXPECT_EQ(p.Get("Message"), "a b!");
+  EXPECT_EQ(p.Get("Empty"), "");
+  EXPECT_EQ(p.Get("Flag"), "");
+  EXPECT_FALSE(p.Get("Missing").has_value());
+  // The query string and the body together: a name given twice is refused, not chosen from.
+  std::optional<ApiError> twice = p.AddForm("CacheClusterId=other");
+  ASSERT_TRUE(twice.has_value());
+  EXPECT_EQ(twice->code, "InvalidParameterCombination");
+  QueryParams bad;
+  std::optional<ApiError> escape = bad.AddForm("a=%4");
+  ASSERT_TRUE(escape.has_value());
+  EXPECT_EQ(escape->code, "MalformedQueryString");
+  EXPECT_EQ(escape->http_status, 404);
+}
+
+TEST(ApiQueryTest, TypedParametersAndUnknownOnes) {
+  QueryParams p;
+  ASSERT_FALSE(p.AddForm("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20&Duration=abc&"
+                         "ShowCacheNodeInfo=yes&StartTime=2015-02-02T19:23:17Z&"
+                         "FinalSnapshotIdentifer=typo")
+                   .has_value());
+  AcceptProtocolParams(p);
+  auto max = p.OptionalInt("MaxRecords", 20, 100);
+  ASSERT_TRUE(std::holds_alternative<std::optional<int>>(max));
+  EXPECT_EQ(std::get<std::optional<int>>(max), 20);
+  auto bounded = p.OptionalInt("MaxRecords", 21, 100);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(bounded));
+  EXPECT_EQ(std::get<ApiError>(bounded).code, "InvalidParameterValue");
+  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalInt("Duration", 0, 10)));
+  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalBool("ShowCacheNodeInfo")));
+  auto start = p.OptionalTime("StartTime");
+  ASSERT_TRUE(std::holds_alternative<std::optional<std::chrono::system_clock::time_point>>(start));
+  auto missing = p.Required("CacheClusterId");
+  ASSERT_TRUE(std::holds_alternative<ApiError>(missing));
+  EXPECT_EQ(std::get<ApiError>(missing).code, "MissingParameter");
+  // The misspelt FinalSnapshotIdentifier must not be dropped silently.
+  std::optional<ApiError> unknown = p.RejectUnknown();
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(unknown->code, "InvalidParameterValue");
+  EXPECT_NE(unknown->message.find("FinalSnapshotIdentifer"), std::string::npos);
+}
+
+TEST(ApiQueryTest, XmlEscapesAndReplacesWhatXmlCannotCarry) {
+  EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+  EXPECT_EQ(XmlEscape("tab\there\nnew"), "tab\there\nnew");
+  EXPECT_EQ(XmlEscape("caf\xC3\xA9"), "caf\xC3\xA9");
+  // A control character, a lone continuation byte, an overlong '/', a surrogate.
+  EXPECT_EQ(XmlEscape(std::string("a\x01z", 3)), "a\xEF\xBF\xBDz");
+  EXPECT_EQ(XmlEscape("\x80"), "\xEF\xBF\xBD");
+  EXPECT_EQ(XmlEscape("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(XmlEscape("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(ApiQueryTest, RendersResponsesWithTheModelsListMemberNames) {
+  ModelJson result;
+  result["Marker"] = "next";
+  ModelJson snapshot;
+  snapshot["SnapshotName"] = "a&b";
+  snapshot["NumCacheNodes"] = 1;
+  snapshot["Missing"] = nullptr;
+  ModelJson group;
+  group["MemberClusters"] = ModelJson::array({"g-001", "g-002"});
+  group["ClusterEnabled"] = false;
+  result["Snapshots"] = ModelJson::array({snapshot});
+  result["ReplicationGroups"] = ModelJson::array({group});
+  EXPECT_EQ(RenderResponse("DescribeSnapshots", result, "rid-1"),
+            "<DescribeSnapshotsResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\">"
+            "<DescribeSnapshotsResult><Marker>next</Marker><Snapshots><Snapshot>"
+            "<SnapshotName>a&amp;b</SnapshotName><NumCacheNodes>1</NumCacheNodes></Snapshot>"
+            "</Snapshots><ReplicationGroups><ReplicationGroup><MemberClusters>"
+            "<ClusterId>g-001</ClusterId><ClusterId>g-002</ClusterId></MemberClusters>"
+            "<ClusterEnabled>false</ClusterEnabled></ReplicationGroup></ReplicationGroups>"
+            "</DescribeSnapshotsResult><ResponseMetadata><RequestId>rid-1</RequestId>"
+            "</ResponseMetadata></DescribeSnapshotsResponse>\n");
+}
+
+TEST(ApiQueryTest, RendersErrorsWithTheModelsCodesAndStatuses) {
+  // The model's error codes are not always the shape names.
+  const ApiError group = ApiError::Of("InvalidReplicationGroupStateFault", "busy");
+  EXPECT_EQ(group.code, "InvalidReplicationGroupState");
+  EXPECT_EQ(group.http_status, 400);
+  EXPECT_EQ(ApiError::Of("CacheClusterNotFoundFault", "").code, "CacheClusterNotFound");
+  EXPECT_EQ(ApiError::Of("CacheClusterNotFound", "").http_status, 404);
+  EXPECT_EQ(ApiError::Of("ReplicationGroupNotFoundFault", "").http_status, 404);
+  EXPECT_EQ(ApiError::Of("SnapshotNotFoundFault", "").http_status, 404);
+  EXPECT_EQ(ApiError::Of("SnapshotAlreadyExistsFault", "").http_status, 400);
+  EXPECT_EQ(ApiError::Of("MissingAuthenticationToken", "").http_status, 403);
+  const ApiError internal = ApiError::Of("InternalFailure", "x");
+  EXPECT_EQ(internal.http_status, 500);
+  EXPECT_FALSE(internal.sender);
+  EXPECT_EQ(RenderError(ApiError::Of("CacheClusterNotFound", "CacheCluster x not found."), "r"),
+            "<ErrorResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><Error>"
+            "<Type>Sender</Type><Code>CacheClusterNotFound</Code><Message>CacheCluster x not "
+            "found.</Message></Error><RequestId>r</RequestId></ErrorResponse>\n");
+}
+
+TEST(ApiQueryTest, Timestamps) {
+  const auto t = ParseIsoTimestamp("2015-02-02T19:23:17Z");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(IsoTimestamp(*t), "2015-02-02T19:23:17.000Z");
+  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02T19:23:17.123456Z")),
+            "2015-02-02T19:23:17.123Z");
+  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02T20:23:17+01:00")),
+            "2015-02-02T19:23:17.000Z");
+  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02")), "2015-02-02T00:00:00.000Z");
+  for (const char* bad : {"", "2015-02-30T00:00:00Z", "2015-2-2", "yesterday",
+                          "2015-02-02T19:23:17Zjunk", "2015-02-02T25:00:00Z"}) {
+    EXPECT_FALSE(ParseIsoTimestamp(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(NewRequestId().size(), 36u);
+  EXPECT_NE(NewRequestId(), NewRequestId());
+}
+
+TEST(ApiQueryTest, PagesByMarker) {
+  const std::vector<std::string> items = {"a", "b", "c", "d", "e"};
+  auto key = [](const std::string& s) { return s; };
+  auto [first, marker] = Page(items, key, "", 2);
+  EXPECT_EQ(first, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(marker, "c");
+  auto [second, marker2] = Page(items, key, marker, 2);
+  EXPECT_EQ(second, (std::vector<std::string>{"c", "d"}));
+  auto [last, end] = Page(items, key, marker2, 2);
+  EXPECT_EQ(last, (std::vector<std::string>{"e"}));
+  EXPECT_EQ(end, "");
+}
+
+// ---- Shapes ----
+
+TEST(ApiShapeTest, HoldOnlyModelMembers) {
+  CacheClusterInfo info;
+  info.cache_cluster_id = "myRedisCluster";
+  info.status = "available";
+  info.engine = "redis";
+  info.engine_version = "7.0.15";
+  info.endpoint = "127.0.0.1:6379";
+  info.role = "master";  // finalsnap's own: not in the shape
+  info.used_memory = 123;
+  const ModelJson j = CacheClusterShape(info, "deleting", true);
+  EXPECT_EQ(
+      j.dump(),
+      R"({"CacheClusterId":"myRedisCluster","Engine":"redis","EngineVersion":"7.0.15",)"
+      R"("CacheClusterStatus":"deleting","NumCacheNodes":1,"CacheNodes":[{"CacheNodeId":)"
+      R"("0001","CacheNodeStatus":"deleting","Endpoint":{"Address":"127.0.0.1","Port":6379}}]})");
+  Snapshot s;
+  s.snapshot_name = "bkup";
+  s.snapshot_status = "available";
+  s.cache_cluster_id = "myRedisCluster";
+  s.num_node_groups = 1;
+  NodeSnapshot n;
+  n.node_group_id = "0001";
+  n.cache_node_id = "0001";
+  n.cache_size = 5u << 20;
+  n.slots = {{0, 16383}};
+  s.node_snapshots.push_back(n);
+  s.gates.push_back(GateVerdict{"durable", "store", true, "ok", "", 1.0});
+  const ModelJson shape = SnapshotShape(s, false);
+  EXPECT_FALSE(shape.contains("Gates"));
+  EXPECT_EQ(shape["NodeSnapshots"][0]["CacheSize"], "5 MB");
+  EXPECT_FALSE(shape["NodeSnapshots"][0].contains("NodeGroupConfiguration"));
+  EXPECT_EQ(SnapshotShape(s, true)["NodeSnapshots"][0]["NodeGroupConfiguration"]["Slots"],
+            "0-16383");
+}
+
+// ---- The registry ----
+
+ApiOperation DeleteOp(const std::string& id, const std::string& snapshot) {
+  ApiOperation op;
+  op.action = "DeleteCacheCluster";
+  op.source_type = kSourceCacheCluster;
+  op.target_id = id;
+  op.identity = "127.0.0.1:6379";
+  op.snapshot_name = snapshot;
+  return op;
+}
+
+std::unique_ptr<ApiState> OpenState(const fs::path& dir) {
+  auto opened = ApiState::Open(dir);
+  if (auto* error = std::get_if<std::string>(&opened)) {
+    ADD_FAILURE() << *error;
+    return nullptr;
+  }
+  return std::get<std::unique_ptr<ApiState>>(std::move(opened));
+}
+
+TEST(ApiStateTest, RefusesConflictsAtomically) {
+  TempDir dir("finalsnap-api-state");
+  std::unique_ptr<ApiState> state = OpenState(dir.path() / "state");
+  ASSERT_NE(state, nullptr);
+  auto first = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiOperation>(first));
+  const ApiOperation op = std::get<ApiOperation>(first);
+  EXPECT_EQ(op.status, "running");
+  // The same cluster in another case, and the same snapshot name for another cluster.
+  auto again = state->Begin(DeleteOp("MYREDISCLUSTER", ""), "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiError>(again));
+  EXPECT_EQ(std::get<ApiError>(again).code, "InvalidCacheClusterState");
+  auto name = state->Begin(DeleteOp("other", "BKUP"), "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiError>(name));
+  EXPECT_EQ(std::get<ApiError>(name).code, "SnapshotAlreadyExistsFault");
+  ApiOperation group = DeleteOp("myReplGroup", "");
+  group.action = "DeleteReplicationGroup";
+  group.source_type = kSourceReplicationGroup;
+  ASSERT_TRUE(std::holds_alternative<ApiOperation>(state->Begin(group, "accepted")));
+  auto group_again = state->Begin(group, "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiError>(group_again));
+  EXPECT_EQ(std::get<ApiError>(group_again).code, "InvalidReplicationGroupState");
+
+  EXPECT_EQ(state->Running(kSourceCacheCluster, "myrediscluster")->id, op.id);
+  EXPECT_EQ(state->RunningForSnapshot("Bkup")->id, op.id);
+
+  // A refusal: the gate that refused is in the events, and the cluster is not deleted.
+  OperationResult refused;
+  refused.fault = "InvalidCacheClusterState";
+  refused.failed_gate = "rdb-checksum";
+  refused.message = "CRC-64 mismatch";
+  refused.gates.push_back(GateVerdict{"target-resolved", "preflight", true, "answered", "n", 1});
+  refused.gates.push_back(GateVerdict{"rdb-checksum", "capture", false, "mismatch", "n", 5});
+  state->Finish(op.id, refused);
+  EXPECT_FALSE(state->Running(kSourceCacheCluster, "myRedisCluster").has_value());
+  EXPECT_FALSE(state->IsDeleted(kSourceCacheCluster, "myRedisCluster", "127.0.0.1:6379"));
+  const std::vector<ApiEvent> events = state->Events();
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_NE(events.back().message.find("refused at gate rdb-checksum"), std::string::npos)
+      << events.back().message;
+  EXPECT_NE(events.back().message.find("available again"), std::string::npos);
+  EXPECT_NE(events[events.size() - 2].message.find("Gate rdb-checksum (capture) REFUSED"),
+            std::string::npos);
+
+  // Now a success: the cluster is deleted (this incarnation only).
+  auto retry = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiOperation>(retry));
+  OperationResult ok;
+  ok.ok = true;
+  state->Finish(std::get<ApiOperation>(retry).id, ok);
+  EXPECT_TRUE(state->IsDeleted(kSourceCacheCluster, "MyRedisCluster", "127.0.0.1:6379"));
+  EXPECT_FALSE(state->IsDeleted(kSourceCacheCluster, "myRedisCluster", "127.0.0.1:6380"));
+  auto after = state->Begin(DeleteOp("myRedisCluster", ""), "accepted");
+  ASSERT_TRUE(std::holds_alternative<ApiError>(after));
+  EXPECT_EQ(std::get<ApiError>(after).code, "CacheClusterNotFound");
+}
+
+TEST(ApiStateTest, SurvivesARestartAndReportsRunningOperationsAsInterrupted) {
+  TempDir dir("finalsnap-api-state");
+  const fs::path path = dir.path() / "state";
+  std::string running_id;
+  {
+    std::unique_ptr<ApiState> state = OpenState(path);
+    ASSERT_NE(state, nullptr);
+    // A second server on the same state is locked out.
+    auto second = ApiState::Open(path);
+    ASSERT_TRUE(std::holds_alternative<std::string>(second));
+    EXPECT_NE(std::get<std::string>(second).find("another finalsnap serve"), std::string::npos);
+
+    auto done = state->Begin(DeleteOp("gone", ""), "accepted");
+    OperationResult ok;
+    ok.ok = true;
+    state->Finish(std::get<ApiOperation>(done).id, ok);
+    auto running = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
+    running_id = std::get<ApiOperation>(running).id;
+    // The server "crashes" here: the operation never finishes.
+  }
+  EXPECT_EQ(Mode(path), 0700u);
+  std::unique_ptr<ApiState> state = OpenState(path);
+  ASSERT_NE(state, nullptr);
+  ASSERT_EQ(state->recovered().size(), 1u);
+  EXPECT_NE(state->recovered()[0].find(running_id), std::string::npos);
+  EXPECT_TRUE(state->Running().empty());
+  EXPECT_TRUE(state->IsDeleted(kSourceCacheCluster, "gone", "127.0.0.1:6379"));
+  // Interrupted is not done: the cluster is not deleted and can be acted on again.
+  EXPECT_FALSE(state->IsDeleted(kSourceCacheCluster, "myRedisCluster", "127.0.0.1:6379"));
+  const std::vector<ApiEvent> events = state->Events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.back().message.find("was interrupted"), std::string::npos);
+  EXPECT_NE(events.back().message.find("outcome is unknown"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<ApiOperation>(
+      state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted")));
+  // Sequence numbers keep increasing across the restart.
+  for (size_t i = 1; i < state->Events().size(); ++i) {
+    EXPECT_LT(state->Events()[i - 1].seq, state->Events()[i].seq);
+  }
+}
+
+TEST(ApiStateTest, RefusesACorruptStateFile) {
+  TempDir dir("finalsnap-api-state");
+  fs::create_directories(dir.path() / "state");
+  std::ofstream(dir.path() / "state" / "state.json") << "{not json";
+  auto opened = ApiState::Open(dir.path() / "state");
+  ASSERT_TRUE(std::holds_alternative<std::string>(opened));
+  EXPECT_NE(std::get<std::string>(opened).find("state.json"), std::string::npos);
+}
+
+// ---- The actions, without HTTP ----
+
+class ApiServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Port 1 on loopback refuses connections at once: describes see an unreachable node.
+    const std::string toml =
+        "[storage]\npath = \"snapshots\"\n\n[cache_clusters.myRedisCluster]\n"
+        "endpoint = \"127.0.0.1:1\"\nconnect_timeout_ms = 500\n";
+    auto parsed = ParseFleet(toml, dir_.path() / "finalsnap.toml");
+    ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
+    fleet_ = std::get<Fleet>(parsed);
+    std::unique_ptr<ApiState> state = OpenState(dir_.path() / "state");
+    ASSERT_NE(state, nullptr);
+    service_ = std::make_unique<ApiService>(fleet_, std::move(state), nullptr, nullptr);
+  }
+
+  // Answers a form-encoded request; returns {status, body}.
+  std::pair<int, std::string> Call(const std::string& form) {
+    QueryParams params;
+    if (std::optional<ApiError> e = params.AddForm(form)) return {e->http_status, e->code};
+    HttpResponse r = service_->Handle(std::move(params), "rid", Caller{"AKID", "us-west-2"});
+    return {r.status, r.body};
+  }
+
+  void CommitSnapshot(SnapshotStore& store, const std::string& name) {
+    Snapshot s;
+    s.snapshot_name = name;
+    s.cache_cluster_id = "myRedisCluster";
+    s.engine = "redis";
+    auto begun = store.Begin(s);
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<SnapshotWriter>>(begun))
+        << std::get<std::string>(begun);
+    ASSERT_TRUE(std::get<std::unique_ptr<SnapshotWriter>>(begun)->Commit(s, nullptr).ok());
+  }
+
+  static std::string Between(const std::string& s, const std::string& open,
+                             const std::string& close) {
+    const size_t a = s.find(open);
+    if (a == std::string::npos) return "";
+    const size_t b = s.find(close, a + open.size());
+    return s.substr(a + open.size(), b - a - open.size());
+  }
+
+  static int Count(const std::string& s, const std::string& what) {
+    int n = 0;
+    for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+    return n;
+  }
+
+  TempDir dir_{"finalsnap-api-service"};
+  Fleet fleet_;
+  std::unique_ptr<ApiService> service_;
+};
+
+TEST_F(ApiServiceTest, RefusesBadRequestsWithTheMatchingErrors) {
+  const std::string v = "&Version=2015-02-02";
+  auto expect = [&](const std::string& form, int status, const std::string& code) {
+    auto [s, body] = Call(form);
+    EXPECT_EQ(s, status) << form << "\n" << body;
+    EXPECT_NE(body.find("<Code>" + code + "</Code>"), std::string::npos) << form << "\n" << body;
+  };
+  expect("Version=2015-02-02", 400, "MissingAction");
+  expect("Action=RebootCacheCluster" + v, 400, "InvalidAction");
+  expect("Action=DescribeSnapshots", 400, "MissingParameter");
+  expect("Action=DescribeSnapshots&Version=2012-01-01", 400, "NoSuchVersion");
+  expect("Action=DescribeSnapshots&Bogus=1" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeSnapshots&MaxRecords=19" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeSnapshots&MaxRecords=51" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeSnapshots&SnapshotSource=mine" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeSnapshots&SnapshotName=nope" + v, 404, "SnapshotNotFoundFault");
+  expect("Action=DeleteCacheCluster" + v, 400, "MissingParameter");
+  expect("Action=DeleteCacheCluster&CacheClusterId=nope" + v, 404, "CacheClusterNotFound");
+  expect("Action=DeleteCacheCluster&CacheClusterId=myRedisCluster&FinalSnapshotIdentifier=a_b" + v,
+         400, "InvalidParameterValue");
+  expect("Action=DeleteCacheCluster&CacheClusterId=myRedisCluster&FinalSnapshotIdentifer=a" + v,
+         400, "InvalidParameterValue");
+  expect("Action=DeleteReplicationGroup&ReplicationGroupId=nope" + v, 404,
+         "ReplicationGroupNotFoundFault");
+  expect("Action=DeleteReplicationGroup&ReplicationGroupId=g&RetainPrimaryCluster=maybe" + v, 400,
+         "InvalidParameterValue");
+  expect("Action=CreateSnapshot&SnapshotName=s" + v, 400, "InvalidParameterCombination");
+  expect("Action=CreateSnapshot&SnapshotName=s&CacheClusterId=a&ReplicationGroupId=b" + v, 400,
+         "InvalidParameterCombination");
+  expect("Action=CreateSnapshot&SnapshotName=s&CacheClusterId=nope" + v, 404,
+         "CacheClusterNotFound");
+  expect("Action=CreateSnapshot&SnapshotName=s&CacheClusterId=myRedisCluster&KmsKeyId=k" + v, 400,
+         "InvalidParameterValue");
+  expect("Action=DeleteSnapshot&SnapshotName=nope" + v, 404, "SnapshotNotFoundFault");
+  expect("Action=DescribeCacheClusters&CacheClusterId=nope" + v, 404, "CacheClusterNotFound");
+  expect("Action=DescribeReplicationGroups&ReplicationGroupId=nope" + v, 404,
+         "ReplicationGroupNotFoundFault");
+  expect("Action=DescribeEvents&SourceType=cluster" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeEvents&StartTime=yesterday" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeEvents&Marker=zz" + v, 400, "InvalidParameterValue");
+  expect("Action=DescribeEvents&StartTime=2030-01-01T00:00:00Z&EndTime=2029-01-01T00:00:00Z" + v,
+         400, "InvalidParameterCombination");
+}
+
+TEST_F(ApiServiceTest, DescribeSnapshotsPagesThroughTheStore) {
+  auto opened = SnapshotStore::Open(fleet_.storage.path);
+  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
+  SnapshotStore& store = std::get<SnapshotStore>(opened);
+  for (int i = 0; i < 25; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "snap-%02d", i);
+    CommitSnapshot(store, name);
+  }
+  // The default page is 50; 20 per page gives two pages and a marker between them.
+  auto [s1, page1] = Call("Action=DescribeSnapshots&Version=2015-02-02&MaxRecords=20");
+  ASSERT_EQ(s1, 200) << page1;
+  EXPECT_EQ(Count(page1, "<Snapshot>"), 20);
+  const std::string marker = Between(page1, "<Marker>", "</Marker>");
+  ASSERT_FALSE(marker.empty()) << page1;
+  auto [s2, page2] =
+      Call("Action=DescribeSnapshots&Version=2015-02-02&MaxRecords=20&Marker=" + marker);
+  ASSERT_EQ(s2, 200) << page2;
+  EXPECT_EQ(Count(page2, "<Snapshot>"), 5);
+  EXPECT_EQ(page2.find("<Marker>"), std::string::npos);
+  EXPECT_NE(page2.find("<SnapshotName>snap-20</SnapshotName>"), std::string::npos);
+  EXPECT_NE(page2.find("<SnapshotName>snap-24</SnapshotName>"), std::string::npos);
+  auto [s3, all] = Call("Action=DescribeSnapshots&Version=2015-02-02");
+  EXPECT_EQ(Count(all, "<Snapshot>"), 25);
+  // Filters.
+  auto [s4, one] = Call("Action=DescribeSnapshots&Version=2015-02-02&SnapshotName=SNAP-07");
+  EXPECT_EQ(Count(one, "<Snapshot>"), 1);
+  auto [s5, none] =
+      Call("Action=DescribeSnapshots&Version=2015-02-02&CacheClusterId=other&SnapshotSource=user");
+  EXPECT_EQ(s5, 200);
+  EXPECT_EQ(Count(none, "<Snapshot>"), 0);
+  auto [s6, system] = Call("Action=DescribeSnapshots&Version=2015-02-02&SnapshotSource=system");
+  EXPECT_EQ(Count(system, "<Snapshot>"), 0);
+
+  // DeleteSnapshot answers with the snapshot "deleting" and it is gone.
+  auto [s7, deleted] = Call("Action=DeleteSnapshot&Version=2015-02-02&SnapshotName=snap-03");
+  EXPECT_EQ(s7, 200) << deleted;
+  EXPECT_NE(deleted.find("<SnapshotStatus>deleting</SnapshotStatus>"), std::string::npos);
+  EXPECT_EQ(Call("Action=DescribeSnapshots&Version=2015-02-02&SnapshotName=snap-03").first, 404);
+  // A snapshot name that exists refuses a new final snapshot of that name, synchronously.
+  auto [s8, taken] = Call(
+      "Action=DeleteCacheCluster&Version=2015-02-02&"
+      "CacheClusterId=myRedisCluster&FinalSnapshotIdentifier=Snap-04");
+  EXPECT_EQ(s8, 400);
+  EXPECT_NE(taken.find("<Code>SnapshotAlreadyExistsFault</Code>"), std::string::npos);
+}
+
+TEST_F(ApiServiceTest, DescribesAnUnreachableClusterAndPagesEvents) {
+  auto [status, body] =
+      Call("Action=DescribeCacheClusters&Version=2015-02-02&ShowCacheNodeInfo=true");
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_NE(body.find("<CacheClusterStatus>unreachable</CacheClusterStatus>"), std::string::npos);
+  EXPECT_NE(body.find("<CacheNodes><CacheNode><CacheNodeId>0001</CacheNodeId>"), std::string::npos);
+  for (int i = 0; i < 25; ++i) {
+    service_->state().AddEvent(kSourceCacheCluster, i % 2 ? "myRedisCluster" : "other",
+                               "event " + std::to_string(i));
+  }
+  auto [s1, page1] = Call("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20");
+  EXPECT_EQ(Count(page1, "<Event>"), 20);
+  const std::string marker = Between(page1, "<Marker>", "</Marker>");
+  auto [s2, page2] =
+      Call("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20&Marker=" + marker);
+  EXPECT_EQ(Count(page2, "<Event>"), 5);
+  EXPECT_NE(page2.find("<Message>event 24</Message>"), std::string::npos);
+  auto [s3, mine] = Call(
+      "Action=DescribeEvents&Version=2015-02-02&SourceType=cache-cluster&"
+      "SourceIdentifier=MYREDISCLUSTER");
+  EXPECT_EQ(Count(mine, "<Event>"), 12);
+  auto [s4, old] = Call("Action=DescribeEvents&Version=2015-02-02&EndTime=2015-01-01T00:00:00Z");
+  EXPECT_EQ(Count(old, "<Event>"), 0);
+  auto [s5, groups] = Call("Action=DescribeEvents&Version=2015-02-02&SourceType=replication-group");
+  EXPECT_EQ(Count(groups, "<Event>"), 0);
+}
+
+}  // namespace
+}  // namespace finalsnap::detail

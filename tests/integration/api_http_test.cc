@@ -1,0 +1,293 @@
+// The API server's HTTP layer (engine/http_server.h behind finalsnap::Serve), spoken to over
+// raw loopback sockets: keep-alive and pipelining, Connection: close and HTTP/1.0, the bounds
+// on what a peer may send (header count and size, request-target, body), malformed requests,
+// methods and paths the API does not serve, and a clean stop. The requests are unsigned, so
+// every one that parses gets the Query protocol's MissingAuthenticationToken: a complete HTTP
+// answer from the layer under test, and proof that nothing unsigned gets further.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "finalsnap/api.h"
+#include "finalsnap/fleet.h"
+#include "support/temp_dir.h"
+
+namespace finalsnap {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A blocking loopback client with deadlines on every read.
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  void Send(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server may close early (a refused request); that is checked
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  // Reads one response (headers and Content-Length body). Empty on EOF or timeout.
+  std::string ReadResponse(milliseconds deadline = milliseconds(10'000)) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+      const size_t end = buffer_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t length = 0;
+        const size_t cl = buffer_.find("Content-Length: ");
+        if (cl != std::string::npos && cl < end) length = std::stoul(buffer_.substr(cl + 16));
+        if (buffer_.size() >= end + 4 + length) {
+          std::string response = buffer_.substr(0, end + 4 + length);
+          buffer_.erase(0, end + 4 + length);
+          return response;
+        }
+      }
+      if (!Fill(until)) return "";
+    }
+  }
+
+  // True when the server has closed the connection (EOF) within the deadline.
+  bool Closed(milliseconds deadline = milliseconds(10'000)) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (Fill(until)) {
+    }
+    return eof_;
+  }
+
+ private:
+  bool Fill(std::chrono::steady_clock::time_point until) {
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || eof_) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
+    buffer_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string buffer_;
+};
+
+int HttpStatus(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0) return 0;
+  return std::stoi(response.substr(9, 3));
+}
+
+bool HasHeader(const std::string& response, const std::string& line) {
+  return response.find("\r\n" + line + "\r\n") != std::string::npos;
+}
+
+const std::string kBody = "Action=DescribeSnapshots&Version=2015-02-02";
+const std::string kRequest =
+    "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    "Content-Length: " +
+    std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+
+class ApiHttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::setenv("FINALSNAP_API_HTTP_TEST_SECRET", "s3cret", 1), 0);
+    const std::string toml =
+        "[api]\nstate = \"state\"\n\n[[api.credentials]]\naccess_key_id = \"AKIDHTTP\"\n"
+        "secret_access_key_env = \"FINALSNAP_API_HTTP_TEST_SECRET\"\n";
+    auto parsed = ParseFleet(toml, dir_.path() / "finalsnap.toml");
+    ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
+    fleet_ = std::get<Fleet>(parsed);
+    ServeOptions options;
+    options.listen = Endpoint{"127.0.0.1", 0};
+    std::promise<std::pair<int, std::function<void()>>> ready;
+    auto listening = ready.get_future();
+    options.on_listening = [&ready](const Endpoint& bound, std::function<void()> stop) {
+      ready.set_value({bound.port, std::move(stop)});
+    };
+    server_ = std::thread([this, options] { result_ = Serve(fleet_, options); });
+    ASSERT_EQ(listening.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    auto [port, stop] = listening.get();
+    port_ = port;
+    stop_ = std::move(stop);
+  }
+
+  void TearDown() override {
+    if (stop_) stop_();
+    if (server_.joinable()) server_.join();
+    EXPECT_TRUE(result_.ok()) << result_.message();
+    ::unsetenv("FINALSNAP_API_HTTP_TEST_SECRET");
+  }
+
+  finalsnap::testing::TempDir dir_{"finalsnap-api-http"};
+  Fleet fleet_;
+  std::thread server_;
+  Status result_;
+  int port_ = 0;
+  std::function<void()> stop_;
+};
+
+TEST_F(ApiHttpTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
+  RawClient c(port_);
+  ASSERT_TRUE(c.connected());
+  // Two requests in one write, then a third on the same connection.
+  c.Send(kRequest + kRequest);
+  for (int i = 0; i < 2; ++i) {
+    const std::string r = c.ReadResponse();
+    EXPECT_EQ(HttpStatus(r), 403) << r;
+    EXPECT_TRUE(HasHeader(r, "Connection: keep-alive")) << r;
+    EXPECT_TRUE(HasHeader(r, "Content-Type: text/xml")) << r;
+    EXPECT_NE(r.find("<Code>MissingAuthenticationToken</Code>"), std::string::npos) << r;
+    EXPECT_NE(r.find("x-amzn-RequestId: "), std::string::npos) << r;
+  }
+  c.Send(kRequest);
+  EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
+  // A chunked body is read too.
+  c.Send(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+      "application/x-www-form-urlencoded\r\n\r\n6\r\nAction\r\n0\r\n\r\n");
+  EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
+  // Connection: close is honoured after the answer.
+  c.Send("GET /?Action=DescribeEvents HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  const std::string last = c.ReadResponse();
+  EXPECT_EQ(HttpStatus(last), 403) << last;
+  EXPECT_TRUE(HasHeader(last, "Connection: close")) << last;
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(ApiHttpTest, Http10ClosesAfterOneAnswer) {
+  RawClient c(port_);
+  c.Send("GET /?Action=DescribeEvents HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(ApiHttpTest, BoundsWhatAPeerMaySend) {
+  {  // Too many headers.
+    RawClient c(port_);
+    std::string request = "GET / HTTP/1.1\r\nHost: h\r\n";
+    for (int i = 0; i < 100; ++i) request += "X-H" + std::to_string(i) + ": v\r\n";
+    c.Send(request + "\r\n");
+    const std::string r = c.ReadResponse();
+    EXPECT_EQ(HttpStatus(r), 431) << r;
+    EXPECT_NE(r.find("<Code>RequestHeaderFieldsTooLarge</Code>"), std::string::npos) << r;
+    EXPECT_TRUE(c.Closed());
+  }
+  {  // Headers too large in bytes.
+    RawClient c(port_);
+    c.Send("GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+    EXPECT_EQ(HttpStatus(c.ReadResponse()), 431);
+    EXPECT_TRUE(c.Closed());
+  }
+  {  // A body announced larger than the limit is refused before it is sent.
+    RawClient c(port_);
+    c.Send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n");
+    const std::string r = c.ReadResponse();
+    EXPECT_EQ(HttpStatus(r), 413) << r;
+    EXPECT_TRUE(c.Closed());
+  }
+  {  // A chunked body that grows past the limit.
+    RawClient c(port_);
+    std::string request = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string chunk(65536, 'a');
+    for (int i = 0; i < 20; ++i) request += "10000\r\n" + chunk + "\r\n";
+    c.Send(request);
+    EXPECT_EQ(HttpStatus(c.ReadResponse()), 413);
+    EXPECT_TRUE(c.Closed());
+  }
+  {  // A request-target over the limit.
+    RawClient c(port_);
+    c.Send("GET /?" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_EQ(HttpStatus(c.ReadResponse()), 414);
+    EXPECT_TRUE(c.Closed());
+  }
+  {  // Not HTTP.
+    RawClient c(port_);
+    c.Send("HELLO THERE\r\n\r\n");
+    const std::string r = c.ReadResponse();
+    EXPECT_EQ(HttpStatus(r), 400) << r;
+    EXPECT_NE(r.find("<Code>MalformedHttpRequest</Code>"), std::string::npos) << r;
+    EXPECT_TRUE(c.Closed());
+  }
+  // The server still answers after all that.
+  RawClient c(port_);
+  c.Send(kRequest);
+  EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
+}
+
+TEST_F(ApiHttpTest, OnlyPostAndGetOnTheRoot) {
+  RawClient c(port_);
+  c.Send("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::string r = c.ReadResponse();
+  EXPECT_EQ(HttpStatus(r), 405) << r;
+  c.Send("GET /admin?Action=DescribeEvents HTTP/1.1\r\nHost: h\r\n\r\n");
+  r = c.ReadResponse();
+  EXPECT_EQ(HttpStatus(r), 404) << r;
+  c.Send("GET /./?Action=DescribeEvents HTTP/1.1\r\nHost: h\r\n\r\n");  // normalizes to /
+  EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
+}
+
+TEST_F(ApiHttpTest, StopClosesIdleConnectionsAndReturns) {
+  RawClient idle(port_);
+  ASSERT_TRUE(idle.connected());
+  idle.Send(kRequest);
+  EXPECT_EQ(HttpStatus(idle.ReadResponse()), 403);
+  stop_();
+  EXPECT_TRUE(idle.Closed());
+  server_.join();
+  EXPECT_TRUE(result_.ok()) << result_.message();
+  // Nothing listens any more.
+  RawClient late(port_);
+  EXPECT_FALSE(late.connected());
+}
+
+TEST(ApiServeTest, RefusesToStartWithoutUsableCredentials) {
+  finalsnap::testing::TempDir dir("finalsnap-api-serve");
+  auto parsed = ParseFleet("[api]\nstate = \"state\"\n", dir.path() / "finalsnap.toml");
+  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed));
+  ServeOptions options;
+  options.listen = Endpoint{"127.0.0.1", 0};
+  Status s = Serve(std::get<Fleet>(parsed), options);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no [[api.credentials]]"), std::string::npos) << s.message();
+
+  parsed = ParseFleet(
+      "[api]\nstate = \"state\"\n[[api.credentials]]\naccess_key_id = \"K\"\n"
+      "secret_access_key_env = \"FINALSNAP_API_UNSET_SECRET\"\n",
+      dir.path() / "finalsnap.toml");
+  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed));
+  ::unsetenv("FINALSNAP_API_UNSET_SECRET");
+  s = Serve(std::get<Fleet>(parsed), options);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("FINALSNAP_API_UNSET_SECRET"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace finalsnap
