@@ -191,6 +191,12 @@ struct ShardRun {
   PipelineResult pipeline_result;
   CaptureResult capture_result;
   ReplicationCapture* active_capture = nullptr;
+  // Made by PrepareCaptures before writes are paused, so that the replication connection is
+  // open and past AUTH/REPLCONF when the pause starts: inside it only PSYNC remains. Declared
+  // in this order so that they are destroyed capture first, pool last.
+  std::unique_ptr<BufferPool> pool;
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<ReplicationCapture> capture;
   uint64_t progress_bytes = 0;
 };
 
@@ -305,6 +311,8 @@ class Operation {
   Task<std::optional<Refusal>> PauseShard(ShardRun& run);
   Task<std::optional<Refusal>> Capture();
   Task<std::optional<Refusal>> CaptureShard(ShardRun& run);
+  Task<std::optional<Refusal>> PrepareCaptures();
+  Task<std::optional<Refusal>> PrepareShard(ShardRun& run);
   Task<std::optional<Refusal>> CaptureBgsaveFile(ShardRun& run, Pipeline& pipeline,
                                                  BufferPool& pool);
   Task<std::optional<Refusal>> Store();
@@ -389,6 +397,8 @@ Task<OperationResult> Operation::Main() {
     Describe("available");
     co_return result_;
   }
+  if (!refusal) refusal = Interrupted();
+  if (!refusal && snapshot_name_) refusal = co_await PrepareCaptures();
   if (!refusal) refusal = Interrupted();
   if (!refusal) refusal = co_await Quiesce();
   if (!refusal) refusal = Interrupted();
@@ -943,27 +953,60 @@ Task<std::optional<Refusal>> Operation::Capture() {
   co_return std::nullopt;
 }
 
+Task<std::optional<Refusal>> Operation::PrepareCaptures() {
+  std::vector<Task<std::optional<Refusal>>> prepares;
+  for (auto& run : runs_) prepares.push_back(PrepareShard(*run));
+  detail::WhenAll<std::optional<Refusal>> all(std::move(prepares));
+  std::vector<std::optional<Refusal>> outcomes = co_await all;
+  for (std::optional<Refusal>& r : outcomes) {
+    if (r) co_return r;
+  }
+  co_return std::nullopt;
+}
+
+// Before the pause: the pipeline (with its file read back while it is written) and, for a sync
+// capture, the replication connection through AUTH and REPLCONF. A node that refuses the
+// handshake is refused here, before its writes were ever paused.
+Task<std::optional<Refusal>> Operation::PrepareShard(ShardRun& run) {
+  detail::GroupNode& source = *run.source;
+  run.pool = std::make_unique<BufferPool>(kPoolBuffers, kBufferSize);
+  run.pipeline = std::make_unique<Pipeline>(
+      loop_, *run.pool, detail::CompressionSettings{fleet_.storage.compression, fleet_.storage.level},
+      run.fd, detail::ReadbackSettings{writer_->dir() / run.file});
+  if (target_.settings().capture == CaptureMode::kBgsaveFile) co_return std::nullopt;
+  CaptureOptions copts;
+  copts.address = source.address;
+  copts.auth = source.client->auth();
+  copts.timeouts = source.client->timeouts();
+  copts.rdb_only = source.facts.AtLeast(6, 2);
+  if (source.facts.engine == "valkey" && source.facts.major >= 9) {
+    copts.announce_version = source.facts.version;
+  }
+  copts.transfer_timeout = milliseconds(target_.settings().transfer_timeout_ms);
+  run.capture = std::make_unique<ReplicationCapture>(loop_, *run.pool, *run.pipeline, copts);
+  run.active_capture = run.capture.get();
+  CaptureResult prepared = co_await run.capture->Prepare();
+  run.active_capture = nullptr;
+  if (prepared.status.ok()) co_return std::nullopt;
+  const std::string where = source.address.ToString();
+  Gate("rdb-complete", "capture", false, prepared.step + ": " + prepared.status.message(), where);
+  co_return Refusal{"rdb-complete", "InvalidSnapshotState",
+                    "capture from " + where + " failed (" + prepared.step +
+                        "): " + prepared.status.message()};
+}
+
 Task<std::optional<Refusal>> Operation::CaptureShard(ShardRun& run) {
   detail::GroupNode& source = *run.source;
   const std::string where = source.address.ToString();
-  BufferPool pool(kPoolBuffers, kBufferSize);
-  Pipeline pipeline(loop_, pool, {fleet_.storage.compression, fleet_.storage.level}, run.fd);
+  BufferPool& pool = *run.pool;
+  Pipeline& pipeline = *run.pipeline;
   const auto snapshot_time = std::chrono::system_clock::now();
   std::optional<Refusal> refusal;
 
   if (target_.settings().capture == CaptureMode::kBgsaveFile) {
     refusal = co_await CaptureBgsaveFile(run, pipeline, pool);
   } else {
-    CaptureOptions copts;
-    copts.address = source.address;
-    copts.auth = source.client->auth();
-    copts.timeouts = source.client->timeouts();
-    copts.rdb_only = source.facts.AtLeast(6, 2);
-    if (source.facts.engine == "valkey" && source.facts.major >= 9) {
-      copts.announce_version = source.facts.version;
-    }
-    copts.transfer_timeout = milliseconds(target_.settings().transfer_timeout_ms);
-    ReplicationCapture capture(loop_, pool, pipeline, copts);
+    ReplicationCapture& capture = *run.capture;
     run.active_capture = &capture;
     ShardRun* r = &run;
     capture.OnForked([this, r] {
@@ -1009,6 +1052,10 @@ Task<std::optional<Refusal>> Operation::CaptureShard(ShardRun& run) {
     co_return refusal;
   }
   run.pipeline_result = co_await pipeline.Finish();
+  // The transfer's memory (pool, codec contexts, readback buffers) goes now, not at the end.
+  run.capture.reset();
+  run.pipeline.reset();
+  run.pool.reset();
   const PipelineResult& pr = run.pipeline_result;
   const rdb::Report& report = pr.report;
   auto refuse = [&](const std::string& gate, const std::string& why) {
@@ -1184,7 +1231,11 @@ Task<std::optional<Refusal>> Operation::Store() {
   }
   Gate("durable", "store", true, evidence);
   // readback: the stored objects, read back and decompressed, have the streams' CRC-64s.
-  if (Status s = Readback(*store_, *snapshot_name_, &evidence); !s.ok()) {
+  std::vector<ReadbackReport> readbacks;
+  for (auto& run : runs_) {
+    if (run->pipeline_result.readback) readbacks.push_back(*run->pipeline_result.readback);
+  }
+  if (Status s = CheckReadback(readbacks, manifest_, &evidence); !s.ok()) {
     Gate("readback", "store", false, s.message());
     // A snapshot that does not read back is not a snapshot: it goes.
     (void)store_->Delete(*snapshot_name_);

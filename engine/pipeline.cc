@@ -52,11 +52,16 @@ class Encoder {
   virtual std::string Update(const uint8_t* data, size_t size) = 0;
   virtual std::string End() = 0;
   uint64_t written = 0;
+  StreamingReadback* follower = nullptr;  // told after every write how far the file goes
 
  protected:
   std::string Write(const uint8_t* data, size_t size) {
-    written += size;
-    return WriteAll(fd_, data, size);
+    std::string error = WriteAll(fd_, data, size);
+    if (error.empty()) {
+      written += size;
+      if (follower != nullptr) follower->Written(written);
+    }
+    return error;
   }
   int fd_ = -1;
 };
@@ -172,13 +177,31 @@ std::unique_ptr<Encoder> MakeEncoder(const CompressionSettings& s, int fd, size_
 
 }  // namespace
 
-Pipeline::Pipeline(Loop& loop, BufferPool& pool, CompressionSettings settings, int fd)
+Pipeline::Pipeline(Loop& loop, BufferPool& pool, CompressionSettings settings, int fd,
+                   std::optional<ReadbackSettings> readback)
     : loop_(loop), pool_(pool), settings_(settings), fd_(fd) {
+  if (readback) {
+    auto started = StreamingReadback::Start(readback->path, settings.codec, readback->options);
+    if (auto* error = std::get_if<std::string>(&started)) {
+      readback_error_ = *error;
+    } else {
+      readback_ = std::move(std::get<std::unique_ptr<StreamingReadback>>(started));
+    }
+  }
   async_ = new uv_async_t;
   uv_async_init(loop_.get(), async_, [](uv_async_t* a) {
     if (a->data != nullptr) static_cast<Pipeline*>(a->data)->OnCompleted();
   });
   async_->data = this;
+  if (readback_) {
+    readback_->OnDone([this] {
+      {
+        std::lock_guard lock(mutex_);
+        readback_done_ = true;
+      }
+      uv_async_send(async_);
+    });
+  }
   thread_ = std::thread([this] { CompressorMain(); });
 }
 
@@ -205,6 +228,7 @@ bool Pipeline::Push(int id, std::span<const uint8_t> bytes) {
 
 void Pipeline::CompressorMain() {
   std::unique_ptr<Encoder> encoder = MakeEncoder(settings_, fd_, pool_.size());
+  encoder->follower = readback_.get();
   std::string error;
   for (;;) {
     Work w;
@@ -217,6 +241,14 @@ void Pipeline::CompressorMain() {
     }
     if (w.id < 0) {
       if (error.empty()) error = encoder->End();
+      if (readback_) {
+        // A file that failed to write is not read to its end: the pipeline has failed anyway.
+        if (error.empty()) {
+          readback_->Close(encoder->written);
+        } else {
+          readback_->Abort();
+        }
+      }
       std::lock_guard lock(mutex_);
       writer_error_ = error;
       stored_bytes_ = encoder->written;
@@ -234,16 +266,18 @@ void Pipeline::CompressorMain() {
   }
 }
 
+bool Pipeline::AllDone() { return writer_done_ && (!readback_ || readback_done_); }
+
 void Pipeline::OnCompleted() {
   std::vector<int> done;
-  bool writer_done;
+  bool all_done;
   {
     std::lock_guard lock(mutex_);
     done.swap(completed_);
-    writer_done = writer_done_;
+    all_done = AllDone();
   }
   for (int id : done) pool_.Unref(id);
-  if (writer_done && on_writer_done_) {
+  if (all_done && on_writer_done_) {
     auto fn = std::move(on_writer_done_);
     on_writer_done_ = nullptr;
     fn();
@@ -251,6 +285,7 @@ void Pipeline::OnCompleted() {
 }
 
 void Pipeline::Abort() {
+  if (readback_) readback_->Abort();
   if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mutex_);
@@ -276,7 +311,7 @@ struct Pipeline::FinishAwaiter {
   Pipeline& p;
   bool await_ready() {
     std::lock_guard lock(p.mutex_);
-    return p.writer_done_;
+    return p.AllDone();
   }
   void await_suspend(std::coroutine_handle<> h) {
     p.on_writer_done_ = [h] { h.resume(); };
@@ -304,6 +339,12 @@ Task<PipelineResult> Pipeline::Finish() {
     std::lock_guard lock(mutex_);
     r.stored_bytes = stored_bytes_;
     if (!writer_error_.empty()) first_error_ = writer_error_;
+  }
+  if (readback_) {
+    r.readback = readback_->Wait();
+  } else if (!readback_error_.empty()) {
+    r.readback.emplace();
+    r.readback->io_error = readback_error_;
   }
   validator_.Finish();
   r.report = validator_.report();

@@ -14,6 +14,15 @@
 //   stays flat whatever the snapshot size.
 // - The compressor writes standard zstd or lz4 frames (or the plain bytes), so `zstd -d` and
 //   `lz4 -d` give back the exact RDB the server sent.
+// - With ReadbackSettings, the file is read back while it is written (StreamingReadback in
+//   finalsnap/storage.h): after every write the compressor tells the readback thread how far the
+//   file goes, and that thread syncs each stretch, reads it from the device, decodes and
+//   validates it. Finish() waits for both, so the readback's tail is only the last stretch.
+//
+//   Pipeline pipeline(loop, pool, {codec, level}, fd, ReadbackSettings{writer->dir() / file});
+//   PipelineResult r = co_await pipeline.Finish();   // r.readback: what was read back
+//   ... writer->Commit(manifest, &evidence) ...
+//   CheckReadback({&*r.readback, 1}, manifest, &evidence);   // the `readback` gate
 #ifndef FINALSNAP_ENGINE_PIPELINE_H_
 #define FINALSNAP_ENGINE_PIPELINE_H_
 
@@ -22,7 +31,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -32,6 +44,7 @@
 #include "async.h"
 #include "finalsnap/decoder.h"
 #include "finalsnap/rdb/validator.h"
+#include "finalsnap/storage.h"
 #include "loop.h"
 
 namespace finalsnap::detail {
@@ -63,6 +76,12 @@ struct CompressionSettings {
   int level = 1;
 };
 
+// Read the file back while it is written (see above).
+struct ReadbackSettings {
+  std::filesystem::path path;  // the file the pipeline's fd writes (in its partial directory)
+  StreamingReadback::Options options = {};
+};
+
 struct PipelineResult {
   Status status;              // the first failure: validator, compressor or write
   rdb::Report report;         // what the validator saw
@@ -70,12 +89,18 @@ struct PipelineResult {
   std::optional<rdb::Diagnostic> rdb_error;
   uint64_t payload_bytes = 0;  // RDB bytes pushed
   uint64_t stored_bytes = 0;   // bytes written to the file
+  // With ReadbackSettings: what reading the file back found (its io_error says so if the
+  // readback could not even start). Not part of `status`: it is the `readback` gate's evidence,
+  // judged by CheckReadback once the snapshot is committed.
+  std::optional<ReadbackReport> readback;
 };
 
 class Pipeline {
  public:
-  // Writes to `fd` (not owned; the storage writer fsyncs and closes it).
-  Pipeline(Loop& loop, BufferPool& pool, CompressionSettings settings, int fd);
+  // Writes to `fd` (not owned; the storage writer fsyncs and closes it). With `readback`, the
+  // file at readback->path (the one `fd` writes) is read back while it is written.
+  Pipeline(Loop& loop, BufferPool& pool, CompressionSettings settings, int fd,
+           std::optional<ReadbackSettings> readback = std::nullopt);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -84,9 +109,10 @@ class Pipeline {
   // holds a reference to the buffer until it has written them. Returns false once the pipeline
   // has failed (the caller stops feeding).
   bool Push(int id, std::span<const uint8_t> bytes);
-  // Ends the stream: flushes the compressor, waits for the writer, finishes the validator.
+  // Ends the stream: flushes the compressor, waits for the writer (and the readback, if any),
+  // finishes the validator.
   Task<PipelineResult> Finish();
-  // Stops the compressor without finishing the frame (a refused capture).
+  // Stops the compressor without finishing the frame, and the readback (a refused capture).
   void Abort();
 
   const rdb::Validator& validator() const { return validator_; }
@@ -101,6 +127,7 @@ class Pipeline {
   };
   void CompressorMain();
   void OnCompleted();  // loop thread: buffers back from the compressor
+  bool AllDone();      // under mutex_: the writer, and the readback if any, are done
   struct FinishAwaiter;
 
   Loop& loop_;
@@ -120,6 +147,10 @@ class Pipeline {
   bool writer_done_ = false;
   std::string writer_error_;
   uint64_t stored_bytes_ = 0;
+  bool readback_done_ = false;
+
+  std::unique_ptr<StreamingReadback> readback_;
+  std::string readback_error_;  // it could not start
 
   uv_async_t* async_ = nullptr;  // compressor -> loop wake-up; freed in its close callback
   std::function<void()> on_writer_done_;

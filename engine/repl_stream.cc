@@ -21,7 +21,8 @@ std::string Describe(const std::vector<std::string>& argv) {
   return s;
 }
 
-uint64_t NowMs(Loop& loop) { return uv_now(loop.get()); }
+// Fine-grained (the loop's uv_now() has 1 ms steps): the figures are reported with the pause.
+double NowMs() { return static_cast<double>(uv_hrtime()) / 1e6; }
 
 }  // namespace
 
@@ -36,6 +37,15 @@ struct ReplicationCapture::RunAwaiter {
   bool await_ready() const noexcept { return c.finished_; }
   void await_suspend(std::coroutine_handle<> h) {
     c.on_done_ = [h] { h.resume(); };
+  }
+  void await_resume() const noexcept {}
+};
+
+struct ReplicationCapture::PrepareAwaiter {
+  ReplicationCapture& c;
+  bool await_ready() const noexcept { return c.prepared_ || c.finished_; }
+  void await_suspend(std::coroutine_handle<> h) {
+    c.on_prepared_ = [h] { h.resume(); };
   }
   void await_resume() const noexcept {}
 };
@@ -57,8 +67,29 @@ ReplicationCapture::~ReplicationCapture() {
   pool_.SetOnFree(nullptr);
 }
 
+Task<CaptureResult> ReplicationCapture::Prepare() {
+  if (!started_ && !finished_) {
+    hold_psync_ = true;
+    Start();
+  }
+  PrepareAwaiter prepared{*this};
+  co_await prepared;
+  if (finished_) co_return result_;  // failed (or cancelled) before the handshake was done
+  CaptureResult r;
+  r.seconds_handshake = result_.seconds_handshake;
+  co_return r;
+}
+
 Task<CaptureResult> ReplicationCapture::Run() {
-  Start();
+  run_ms_ = NowMs();
+  if (prepared_) {
+    prepared_ = false;
+    SendPsync();
+  } else if (!started_ && !finished_) {
+    Start();
+  }
+  // Otherwise Prepare() failed (finished_, and the result says why), or it is still under way,
+  // which the contract excludes.
   RunAwaiter done{*this};
   co_await done;
   co_return result_;
@@ -69,7 +100,9 @@ void ReplicationCapture::Cancel(const std::string& why) {
 }
 
 void ReplicationCapture::Start() {
-  started_ms_ = NowMs(loop_);
+  started_ = true;
+  started_ms_ = NowMs();
+  if (!hold_psync_) run_ms_ = started_ms_;
   if (options_.auth.password) {
     std::vector<std::string> auth = {"AUTH"};
     if (!options_.auth.username.empty()) auth.push_back(options_.auth.username);
@@ -168,38 +201,60 @@ void ReplicationCapture::StartReading() {
 }
 
 void ReplicationCapture::SendNext() {
-  std::vector<std::string> argv;
-  if (handshake_next_ < handshake_.size()) {
-    argv = handshake_[handshake_next_];
-    timer_.Start(options_.timeouts.command, [this] {
-      Finish(Status::Error(Describe(handshake_[handshake_next_]) + " on " +
-                           options_.address.ToString() + " got no reply within " +
-                           std::to_string(options_.timeouts.command.count()) + " ms"),
-             "handshake");
-    });
-  } else {
-    argv = {"PSYNC", "?", "-1"};
-    streaming_ = true;
-    ArmIdle();
-    if (options_.transfer_timeout.count() > 0) {
-      transfer_timer_.Start(options_.transfer_timeout, [this] {
-        Finish(Status::Error("the transfer did not finish within " +
-                             std::to_string(options_.transfer_timeout.count()) + " ms"),
-               "transfer");
-      });
+  if (handshake_next_ >= handshake_.size()) {
+    result_.seconds_handshake = (NowMs() - started_ms_) / 1000.0;
+    if (hold_psync_) {
+      Prepared();
+    } else {
+      SendPsync();
     }
+    return;
   }
-  struct Write {
+  timer_.Start(options_.timeouts.command, [this] {
+    Finish(Status::Error(Describe(handshake_[handshake_next_]) + " on " +
+                         options_.address.ToString() + " got no reply within " +
+                         std::to_string(options_.timeouts.command.count()) + " ms"),
+           "handshake");
+  });
+  Write(handshake_[handshake_next_]);
+}
+
+void ReplicationCapture::Prepared() {
+  // The connection now waits for Run() with no deadline: nothing is outstanding.
+  timer_.Stop();
+  hold_psync_ = false;
+  prepared_ = true;
+  if (on_prepared_) {
+    loop_.Post([fn = std::move(on_prepared_)] { fn(); });
+    on_prepared_ = nullptr;
+  }
+}
+
+void ReplicationCapture::SendPsync() {
+  streaming_ = true;
+  ArmIdle();
+  if (options_.transfer_timeout.count() > 0) {
+    transfer_timer_.Start(options_.transfer_timeout, [this] {
+      Finish(Status::Error("the transfer did not finish within " +
+                           std::to_string(options_.transfer_timeout.count()) + " ms"),
+             "transfer");
+    });
+  }
+  Write({"PSYNC", "?", "-1"});
+}
+
+void ReplicationCapture::Write(const std::vector<std::string>& argv) {
+  struct WriteReq {
     uv_write_t req;
     std::string data;
     Socket* socket;
   };
-  auto* w = new Write{{}, Resp(argv), socket_};
+  auto* w = new WriteReq{{}, Resp(argv), socket_};
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&socket_->tcp), &buf, 1,
            [](uv_write_t* req, int status) {
-             auto* wr = static_cast<Write*>(req->data);
+             auto* wr = static_cast<WriteReq*>(req->data);
              Socket* s = wr->socket;
              delete wr;
              if (status < 0 && status != UV_ECANCELED && s->owner != nullptr) {
@@ -261,6 +316,14 @@ void ReplicationCapture::OnRead(ssize_t n, const uv_buf_t* buf) {
 }
 
 void ReplicationCapture::OnHandshakeLine(const std::string& line) {
+  if (handshake_next_ >= handshake_.size()) {
+    // Prepared and waiting for Run(): no command is outstanding, so the server has no reason to
+    // say anything.
+    Finish(Status::Error(options_.address.ToString() + " sent \"" + line.substr(0, 80) +
+                         "\" before PSYNC"),
+           "handshake");
+    return;
+  }
   const std::vector<std::string>& argv = handshake_[handshake_next_];
   if (line.empty() || line[0] != '+') {
     Finish(Status::Error(Describe(argv) + " refused by " + options_.address.ToString() + ": " +
@@ -281,7 +344,7 @@ void ReplicationCapture::OnPayload(int id, const uint8_t* data, size_t n) {
   }
   if (!forked_ && (!framing_.replid().empty() || framing_.mode() != ReplFraming::Mode::kUnknown)) {
     forked_ = true;
-    result_.seconds_to_fork = static_cast<double>(NowMs(loop_) - started_ms_) / 1000.0;
+    result_.seconds_to_fork = (NowMs() - run_ms_) / 1000.0;
     if (on_forked_) on_forked_();
   }
   if (r.payload_size > 0) {
@@ -345,7 +408,12 @@ void ReplicationCapture::Finish(Status status, std::string step) {
                                                                      : "";
   result_.payload_bytes = passed_on_;
   result_.keepalives = framing_.keepalives();
-  result_.seconds_total = static_cast<double>(NowMs(loop_) - started_ms_) / 1000.0;
+  result_.seconds_total = (NowMs() - started_ms_) / 1000.0;
+  prepared_ = false;
+  if (on_prepared_) {
+    loop_.Post([fn = std::move(on_prepared_)] { fn(); });
+    on_prepared_ = nullptr;
+  }
   if (on_done_) {
     // Resumed on the next loop turn, outside the libuv callback we may be in.
     loop_.Post([fn = std::move(on_done_)] { fn(); });

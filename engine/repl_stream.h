@@ -13,6 +13,12 @@
 // Then every read lands in a pool buffer and goes through ReplFraming; confirmed payload ranges
 // go to the pipeline and the 40-byte mark never does. When the pool is exhausted the socket is
 // not read (backpressure) until the compressor hands a buffer back.
+//
+// Two ways to run it:
+//   co_await capture.Run();           connect, handshake and PSYNC in one go
+//   co_await capture.Prepare();       connect, AUTH and REPLCONF only: nothing forks yet, so this
+//   ...pause writes, read keyspace... can run before the writes are paused, and the pause then
+//   co_await capture.Run();           covers only PSYNC -> +FULLRESYNC -> fork
 #ifndef FINALSNAP_ENGINE_REPL_STREAM_H_
 #define FINALSNAP_ENGINE_REPL_STREAM_H_
 
@@ -53,8 +59,10 @@ struct CaptureResult {
   std::string framing;  // "length" | "eof-mark"
   uint64_t payload_bytes = 0;
   int keepalives = 0;
-  double seconds_to_fork = 0;   // until +FULLRESYNC / the $ line
-  double seconds_total = 0;
+  double seconds_to_fork = 0;   // from Run() (PSYNC sent, or the connect without Prepare())
+                                // until +FULLRESYNC / the $ line
+  double seconds_handshake = 0;  // connect + AUTH + REPLCONF, whether in Prepare() or Run()
+  double seconds_total = 0;     // from the connect to the end
 };
 
 class ReplicationCapture {
@@ -70,7 +78,13 @@ class ReplicationCapture {
   // Called with the payload byte count as data arrives.
   void OnProgress(std::function<void(uint64_t)> fn) { on_progress_ = std::move(fn); }
 
-  // Runs the whole capture; the pipeline has been fed every payload byte when this succeeds.
+  // Connects and runs the handshake (AUTH, REPLCONF) without sending PSYNC, so that it can be
+  // done before writes are paused. Completes when every handshake reply is in; on failure the
+  // result says where ("connect", "handshake") and a later Run() returns the same result. The
+  // connection then waits, with no deadline, for Run(). Call it at most once, before Run().
+  Task<CaptureResult> Prepare();
+  // Runs the capture: after Prepare() only PSYNC remains to send; without it, the connect and the
+  // handshake come first. The pipeline has been fed every payload byte when this succeeds.
   Task<CaptureResult> Run();
   // Ends the capture now (the connection is closed); Run() completes with `why`.
   void Cancel(const std::string& why);
@@ -83,8 +97,12 @@ class ReplicationCapture {
     size_t size;
   };
   struct RunAwaiter;
+  struct PrepareAwaiter;
 
   void Start();
+  void SendPsync();
+  void Prepared();
+  void Write(const std::vector<std::string>& argv);
   void Connect(const sockaddr* addr);
   void SendNext();
   void OnHandshakeLine(const std::string& line);
@@ -105,6 +123,9 @@ class ReplicationCapture {
   size_t handshake_next_ = 0;
   std::string line_;
   bool streaming_ = false;
+  bool started_ = false;     // Start() was called
+  bool hold_psync_ = false;  // Prepare(): stop after the handshake
+  bool prepared_ = false;    // the handshake is done and PSYNC not yet sent
   bool reading_ = false;
   bool stalled_ = false;  // reading stopped for want of a free buffer
   bool forked_ = false;
@@ -115,9 +136,11 @@ class ReplicationCapture {
   std::function<void()> on_forked_;
   std::function<void(uint64_t)> on_progress_;
   std::function<void()> on_done_;
+  std::function<void()> on_prepared_;
   Timer timer_;        // connect, handshake-reply and idle deadlines
   Timer transfer_timer_;
-  uint64_t started_ms_ = 0;
+  double started_ms_ = 0;  // the connect (uv_hrtime, ms)
+  double run_ms_ = 0;      // Run() called
 };
 
 }  // namespace finalsnap::detail

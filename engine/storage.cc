@@ -1138,6 +1138,49 @@ void SnapshotWriter::Abort() {
 
 // ---- Readback ----
 
+namespace {
+
+// The facts a readback found about one stored file, whichever way it was read.
+struct ReadFacts {
+  uint64_t stored_bytes = 0;
+  Compression compression = Compression::kNone;
+  const rdb::Report* report = nullptr;
+};
+
+// The first difference between what was read back and what the manifest says; "" if none.
+std::string ManifestDifference(const ReadFacts& v, const NodeSnapshot& node) {
+  if (v.stored_bytes != node.stored_bytes) {
+    return "holds " + std::to_string(v.stored_bytes) + " bytes, the manifest says " +
+           std::to_string(node.stored_bytes);
+  }
+  if (v.compression != node.compression) {
+    return "is " + std::string(CompressionName(v.compression)) + ", the manifest says " +
+           std::string(CompressionName(node.compression));
+  }
+  const rdb::Report& r = *v.report;
+  if (r.computed_crc != node.crc64) {
+    return "CRC-64 " + Hex64(r.computed_crc) + " does not match the manifest's " +
+           Hex64(node.crc64);
+  }
+  if (r.bytes != node.rdb_bytes) {
+    return "the RDB is " + std::to_string(r.bytes) + " bytes, the manifest says " +
+           std::to_string(node.rdb_bytes);
+  }
+  if (r.rdb_version != node.rdb_version) {
+    return "RDB version " + std::to_string(r.rdb_version) + ", the manifest says " +
+           std::to_string(node.rdb_version);
+  }
+  return KeyspaceDifference(r.databases, node.keyspace);
+}
+
+std::string Mib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+}  // namespace
+
 Status Readback(const SnapshotStore& store, std::string_view name, std::string* evidence) {
   const std::optional<fs::path> dir = store.SnapshotDir(name);
   if (!dir) return Status::Error("readback: snapshot " + Quote(name) + " is not committed");
@@ -1170,27 +1213,7 @@ Status Readback(const SnapshotStore& store, std::string_view name, std::string* 
     const FileVerification v = VerifyFile(path.string());
     if (v.rdb_error) return fail(v.rdb_error->ToString());
     if (!v.io_error.empty()) return fail(v.io_error);
-    if (v.stored_bytes != node.stored_bytes) {
-      return fail("holds " + std::to_string(v.stored_bytes) + " bytes, the manifest says " +
-                  std::to_string(node.stored_bytes));
-    }
-    if (v.compression != node.compression) {
-      return fail("is " + std::string(CompressionName(v.compression)) + ", the manifest says " +
-                  std::string(CompressionName(node.compression)));
-    }
-    if (v.report.computed_crc != node.crc64) {
-      return fail("CRC-64 " + Hex64(v.report.computed_crc) + " does not match the manifest's " +
-                  Hex64(node.crc64));
-    }
-    if (v.report.bytes != node.rdb_bytes) {
-      return fail("the RDB is " + std::to_string(v.report.bytes) + " bytes, the manifest says " +
-                  std::to_string(node.rdb_bytes));
-    }
-    if (v.report.rdb_version != node.rdb_version) {
-      return fail("RDB version " + std::to_string(v.report.rdb_version) + ", the manifest says " +
-                  std::to_string(node.rdb_version));
-    }
-    if (const std::string diff = KeyspaceDifference(v.report.databases, node.keyspace);
+    if (const std::string diff = ManifestDifference({v.stored_bytes, v.compression, &v.report}, node);
         !diff.empty()) {
       return fail(diff);
     }
@@ -1206,6 +1229,54 @@ Status Readback(const SnapshotStore& store, std::string_view name, std::string* 
                                   : "page cache not dropped for " + std::to_string(not_dropped)) +
                 "; CRC-64 and key counts match the manifest";
   }
+  return Status::Ok();
+}
+
+Status CheckReadback(std::span<const ReadbackReport> readbacks, const Snapshot& manifest,
+                     std::string* evidence) {
+  if (manifest.node_snapshots.empty()) {
+    return Status::Error("readback: the manifest of " + Quote(manifest.snapshot_name) +
+                         " lists no files");
+  }
+  std::string summary;
+  for (const NodeSnapshot& node : manifest.node_snapshots) {
+    const auto fail = [&node](const std::string& message) {
+      return Status::Error("readback: " + node.file + ": " + message);
+    };
+    const ReadbackReport* r = nullptr;
+    for (const ReadbackReport& candidate : readbacks) {
+      if (fs::path(candidate.path).filename() == node.file) r = &candidate;
+    }
+    if (r == nullptr) return fail("was not read back");
+    if (r->rdb_error) return fail(r->rdb_error->ToString());
+    if (!r->io_error.empty()) return fail(r->io_error);
+    if (const std::string diff = ManifestDifference({r->stored_bytes, r->compression, &r->report},
+                                                    node);
+        !diff.empty()) {
+      return fail(diff);
+    }
+    std::string how;
+    if (r->direct) {
+      how = "each synced to the device (sync_file_range) and read with O_DIRECT";
+    } else if (r->cache_dropped) {
+      how = "each synced (sync_file_range), its page cache dropped and read (no O_DIRECT here)";
+    } else {
+      how = "each synced (sync_file_range) and read; the kernel refused to drop some cached pages, "
+            "so part may have come from the page cache";
+    }
+    if (!summary.empty()) summary += "; ";
+    summary += "read back " + node.file + " while it was written: " +
+               std::to_string(r->stored_bytes) + " stored bytes in " +
+               std::to_string(r->stretches) + (r->stretches == 1 ? " stretch, " : " stretches, ") +
+               how + "; decoded (" + std::string(CompressionName(r->compression)) + ") to " +
+               std::to_string(r->report.bytes) + " RDB bytes" +
+               (r->deep ? ", then read again in deep mode (the RDB has no CRC-64)" : "") +
+               "; CRC-64 " + Hex64(r->report.computed_crc) +
+               " and key counts match the manifest; " + Mib(r->tail_bytes) +
+               " was left to read when the writer finished, done " +
+               std::to_string(static_cast<int>(r->tail_seconds * 1000 + 0.5)) + " ms later";
+  }
+  if (evidence != nullptr) *evidence = summary;
   return Status::Ok();
 }
 

@@ -18,6 +18,14 @@
 //   writer->Commit(final_manifest, &evidence);       // the `durable` gate: "available"
 //   Readback(store, name, &evidence);                // the `readback` gate
 //
+// or, with the file read back while it is written (StreamingReadback, driven by the capture
+// pipeline), so that the gate adds no serial tail:
+//
+//   Pipeline pipeline(loop, pool, {codec, level}, fd, ReadbackSettings{writer->dir() / file});
+//   PipelineResult r = co_await pipeline.Finish();   // r.readback: what the device gave back
+//   writer->Commit(final_manifest, &evidence);       // `durable`
+//   CheckReadback({&*r.readback, 1}, final_manifest, &evidence);   // `readback`
+//
 // A directory under a snapshot's own name only ever appears by an atomic rename of a partial
 // directory whose files and manifest were already fsynced, so it always holds a complete snapshot.
 // Nothing in a partial directory is ever reported as "available".
@@ -37,9 +45,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -259,7 +269,113 @@ class SnapshotWriter {
 // `evidence` sums it up ("read back 2 files (1234 stored bytes, 5678 RDB bytes), page cache
 // dropped; CRC-64 and key counts match the manifest"); on failure the error names the file and
 // the first difference.
+//
+// This reads every file after the commit, so it is a serial tail of the operation. A capture
+// that writes through a Pipeline reads its file back while it is written instead
+// (StreamingReadback below) and ends with CheckReadback.
 Status Readback(const SnapshotStore& store, std::string_view name, std::string* evidence);
+
+// What a readback of one stored file found: the same facts VerifyFile reports, plus how and
+// from where the bytes were read.
+struct ReadbackReport {
+  std::string path;                              // the file as opened (its partial directory)
+  Compression compression = Compression::kNone;  // as detected from the stored bytes
+  uint64_t stored_bytes = 0;                     // bytes read back: the whole file on success
+  rdb::Report report;                            // what the validator saw in the decoded bytes
+  std::optional<rdb::Diagnostic> rdb_error;      // the first RDB error in the decoded bytes
+  std::string io_error;  // open, sync, read or decompression error; "" if none
+  // How the bytes were read. direct: O_DIRECT, so every byte came from the device, never from
+  // the page cache. Otherwise (a file system without O_DIRECT) each stretch was synced and its
+  // cached pages dropped (POSIX_FADV_DONTNEED) before it was read; cache_dropped is false if
+  // the kernel refused a drop.
+  bool direct = false;
+  bool cache_dropped = true;
+  bool deep = false;       // the RDB has no CRC-64, so a second, deep pass walked every LZF string
+  uint64_t stretches = 0;  // synced-then-read pieces the file was read back in
+  // The serial tail: what was still to read when the writer finished, and how long it took.
+  uint64_t tail_bytes = 0;
+  double tail_seconds = 0;
+
+  bool ok() const { return io_error.empty() && !rdb_error.has_value(); }
+};
+
+// Reads a snapshot file back while it is being written, so that the `readback` gate is not a
+// serial tail. The writer (any one thread) reports how far the file is written; a thread of this
+// class follows it a stretch at a time:
+//
+//   sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER)   the stretch is on the device
+//   read it with O_DIRECT                           from the device, not the page cache
+//     (no O_DIRECT: POSIX_FADV_DONTNEED, then a buffered read)
+//   StreamDecoder -> rdb::Validator                 one decoder and one validator for the whole
+//                                                   file, so the CRC-64 and the key counts are
+//                                                   those of everything stored, in order
+//
+// Stretches end on 4 KiB boundaries (the last one at the end of the file), so every byte is read
+// exactly once, after its page was synced. Memory is one 1 MiB aligned buffer plus the decoder's
+// window, whatever the file size.
+//
+//   auto rb = StreamingReadback::Start(path, Compression::kZstd);
+//   rb->Written(n);    // after each write(2): bytes [0, n) of the file are written
+//   rb->Close(size);   // the file is complete
+//   ReadbackReport r = rb->Wait();
+//   CheckReadback({&r, 1}, committed_manifest, &evidence);   // the gate, after Commit
+class StreamingReadback {
+ public:
+  struct Options {
+    // How much written data (at least) makes a stretch. Smaller: a shorter tail, more syscalls.
+    uint64_t stretch_bytes = uint64_t{4} << 20;
+    // Read with O_DIRECT where the file system supports it. Tests turn it off to exercise the
+    // page-cache path.
+    bool direct = true;
+    // Tests: runs on the readback thread after a stretch [offset, offset + length) was synced
+    // and before it is read (to change the stored bytes under the readback).
+    std::function<void(uint64_t offset, uint64_t length)> before_read;
+  };
+
+  // Opens `path` (the file being written) for reading and starts the readback thread.
+  // `compression` is what the writer writes; the stored bytes are sniffed as well, and the
+  // report says what they turned out to be. Returns an error message if the file cannot be
+  // opened.
+  static std::variant<std::unique_ptr<StreamingReadback>, std::string> Start(
+      const std::filesystem::path& path, Compression compression, Options options);
+  static std::variant<std::unique_ptr<StreamingReadback>, std::string> Start(
+      const std::filesystem::path& path, Compression compression) {
+    return Start(path, compression, Options{});
+  }
+  ~StreamingReadback();  // stops the thread (as Abort) if it is still running
+  StreamingReadback(const StreamingReadback&) = delete;
+  StreamingReadback& operator=(const StreamingReadback&) = delete;
+
+  // The writer: bytes [0, end) of the file have been written (write(2) returned). Cheap; call
+  // it after every write.
+  void Written(uint64_t end);
+  // The writer: the file is complete and `size` bytes long. The thread reads what is left.
+  void Close(uint64_t size);
+  // Called once, on the readback thread, when the report is final (after Close, or at the first
+  // error). Set it before Close.
+  void OnDone(std::function<void()> fn);
+  bool done() const;
+  // Blocks until the report is final (call Close first), then returns it.
+  ReadbackReport Wait();
+  // Stops the thread without finishing (a refused capture); Wait() then reports "aborted".
+  void Abort();
+
+ private:
+  struct State;
+  explicit StreamingReadback(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// The `readback` gate for files read back while they were written: each NodeSnapshot of the
+// committed `manifest` must have its report (matched by file name), and each report must be
+// clean and agree with its NodeSnapshot on stored size, compression, RDB size and version,
+// CRC-64 and keys and expires per database. On success `evidence` says what was read back and
+// from where ("read back 0001.rdb.zst while it was written: 134388015 stored bytes in 33
+// stretches, each synced to the device (sync_file_range) and read with O_DIRECT; decoded (zstd)
+// to 302453107 RDB bytes; CRC-64 ... and key counts match the manifest; 1.2 MiB read after the
+// transfer, in 9 ms"); on failure the error names the file and the first difference.
+Status CheckReadback(std::span<const ReadbackReport> readbacks, const Snapshot& manifest,
+                     std::string* evidence);
 
 }  // namespace finalsnap
 
