@@ -11,6 +11,10 @@
 # each round times with GNU time (wall seconds, peak RSS) both ways, into zstd -1 storage with
 # fsync and readback. Prints the best round of each, the ratio parallel / sequential and the
 # peak RSS of the parallel run, then one JSON line. Progress goes to stderr.
+#
+# It also adds up the CPU time each way spent (finalsnap's user+sys, and the servers' own plus
+# their fork children's): on a machine with N cores the parallel run cannot take less than that
+# CPU time / N, so the "floor" says how much of the sequential time parallelism could save.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -80,29 +84,48 @@ members=$("$BUILD/finalsnap" --fleet "$work/fleet.toml" describe-replication-gro
   awk '$1 == "NODEGROUPMEMBERS" && $4 == "primary" { print $2 }')
 [[ $(wc -w <<<"$members") -eq 3 ]] || { echo "expected 3 primaries, found: $members" >&2; exit 1; }
 
-best_par=999999; best_seq=999999; par_rss=0; seq_rss=0
+# CPU seconds (user+sys, children included) the three servers have used so far.
+servers_cpu() {
+  local total=0 i pid
+  for i in 0 1 2; do
+    pid=$(cat "$work/node$i/redis.pid")
+    total=$(awk -v t="$total" '{ print t + ($14 + $15 + $16 + $17) / 100 }' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+# finalsnap's user+sys seconds from GNU time's output file.
+tool_cpu() { awk '{ print $2 + $3 }' "$work/rss"; }
+
+best_par=999999; best_seq=999999; par_rss=0; seq_rss=0; seq_cpu=0; par_cpu=0
 for round in $(seq 1 "$ROUNDS"); do
   log "round $round: the three shards one after another"
   t0=$EPOCHREALTIME
+  c0=$(servers_cpu); cpu=0
   for m in $members; do
-    /usr/bin/time -f '%M' -o "$work/rss" "$BUILD/finalsnap" --fleet "$work/fleet.toml" \
+    /usr/bin/time -f '%M %U %S' -o "$work/rss" "$BUILD/finalsnap" --fleet "$work/fleet.toml" \
       create-snapshot --cache-cluster-id "$m" --snapshot-name "seq-$round-$m" >/dev/null
-    rss=$(cat "$work/rss"); seq_rss=$(( rss > seq_rss ? rss : seq_rss ))
+    rss=$(awk '{ print $1 }' "$work/rss"); seq_rss=$(( rss > seq_rss ? rss : seq_rss ))
+    cpu=$(awk -v a="$cpu" -v b="$(tool_cpu)" 'BEGIN { print a + b }')
   done
   t=$(seconds_since "$t0")
+  seq_cpu=$(awk -v a="$cpu" -v s="$(servers_cpu)" -v c="$c0" 'BEGIN { printf "%.2f", a + s - c }')
   best_seq=$(awk -v a="$best_seq" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
 
   log "round $round: the three shards in parallel"
   t0=$EPOCHREALTIME
-  /usr/bin/time -f '%M' -o "$work/rss" "$BUILD/finalsnap" --fleet "$work/fleet.toml" \
+  c0=$(servers_cpu)
+  /usr/bin/time -f '%M %U %S' -o "$work/rss" "$BUILD/finalsnap" --fleet "$work/fleet.toml" \
     create-snapshot --replication-group-id bench --snapshot-name "par-$round" >/dev/null
   t=$(seconds_since "$t0")
-  rss=$(cat "$work/rss"); par_rss=$(( rss > par_rss ? rss : par_rss ))
+  par_cpu=$(awk -v a="$(tool_cpu)" -v s="$(servers_cpu)" -v c="$c0" 'BEGIN { printf "%.2f", a + s - c }')
+  rss=$(awk '{ print $1 }' "$work/rss"); par_rss=$(( rss > par_rss ? rss : par_rss ))
   best_par=$(awk -v a="$best_par" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
   rm -rf "${work:?}/snapshots"
 done
 
 ratio=$(awk -v p="$best_par" -v s="$best_seq" 'BEGIN { printf "%.3f", p / s }')
+cores=$(nproc)
+floor=$(awk -v c="$par_cpu" -v n="$cores" -v s="$best_seq" 'BEGIN { printf "%.3f", c / n / s }')
 par_mib=$(awk -v k="$par_rss" 'BEGIN { printf "%.1f", k / 1024 }')
 seq_mib=$(awk -v k="$seq_rss" 'BEGIN { printf "%.1f", k / 1024 }')
 cat <<EOF
@@ -110,6 +133,8 @@ data set:                 3 shards x $MB MB, best of $ROUNDS rounds
 sequential (3 captures):  ${best_seq} s, peak RSS ${seq_mib} MiB per capture
 parallel (1 capture):     ${best_par} s, peak RSS ${par_mib} MiB for 3 shards in flight
 parallel / sequential:    ${ratio}x
+cpu, last round:          sequential ${seq_cpu} s, parallel ${par_cpu} s (finalsnap + servers);
+                          on $cores cores parallel needs at least ${floor}x the sequential time
 EOF
-printf '{"mb_per_shard": %s, "sequential_s": %s, "parallel_s": %s, "ratio": %s, "parallel_peak_rss_mib": %s, "sequential_peak_rss_mib": %s}\n' \
-  "$MB" "$best_seq" "$best_par" "$ratio" "$par_mib" "$seq_mib"
+printf '{"mb_per_shard": %s, "sequential_s": %s, "parallel_s": %s, "ratio": %s, "parallel_peak_rss_mib": %s, "sequential_peak_rss_mib": %s, "sequential_cpu_s": %s, "parallel_cpu_s": %s, "cores": %s, "cpu_floor_ratio": %s}\n' \
+  "$MB" "$best_seq" "$best_par" "$ratio" "$par_mib" "$seq_mib" "$seq_cpu" "$par_cpu" "$cores" "$floor"
