@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "async.h"
@@ -61,6 +62,16 @@ struct Reply {
   bool is_ok() const { return type == Type::kStatus && str == "OK"; }
   std::string ToString() const;
 };
+
+// Builds a command's argv. Coroutine bodies use this rather than braced lists: GCC 12 cannot
+// keep an initializer_list's backing array in a coroutine frame ("array used as initializer").
+template <typename... Args>
+std::vector<std::string> Argv(Args&&... args) {
+  std::vector<std::string> v;
+  v.reserve(sizeof...(args));
+  (v.emplace_back(std::forward<Args>(args)), ...);
+  return v;
+}
 
 struct CommandOutcome {
   Status status;  // transport: connected, sent, answered in time

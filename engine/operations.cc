@@ -34,6 +34,7 @@
 namespace finalsnap {
 namespace {
 
+using detail::Argv;
 using detail::BufferPool;
 using detail::CaptureOptions;
 using detail::CaptureResult;
@@ -76,15 +77,6 @@ std::string KeyspaceText(const std::map<uint64_t, rdb::DbCounts>& m) {
   return s;
 }
 
-// Builds a command's argv. Coroutine bodies use this rather than braced lists: GCC 12 cannot
-// keep an initializer_list's backing array in a coroutine frame ("array used as initializer").
-template <typename... Args>
-std::vector<std::string> Argv(Args&&... args) {
-  std::vector<std::string> v;
-  v.reserve(sizeof...(args));
-  (v.emplace_back(std::forward<Args>(args)), ...);
-  return v;
-}
 
 std::string Hex64(uint64_t v) {
   char buf[17];

@@ -5,18 +5,9 @@
 #include <cstdio>
 
 namespace finalsnap::detail {
+// GCC 12: a coroutine is never called with a temporary argument inside a co_await (it frees the
+// temporary twice), so every such argument is named first.
 namespace {
-
-// Coroutine bodies build argument lists with this instead of braced lists (GCC 12 cannot keep an
-// initializer_list's array in a coroutine frame). For the same compiler, a coroutine is never
-// called with a temporary argument inside a co_await (GCC 12 frees it twice): name it first.
-template <typename... Args>
-std::vector<std::string> Argv(Args&&... args) {
-  std::vector<std::string> v;
-  v.reserve(sizeof...(args));
-  (v.emplace_back(std::forward<Args>(args)), ...);
-  return v;
-}
 
 std::optional<uint64_t> ToU64(std::string_view s) {
   uint64_t v = 0;
