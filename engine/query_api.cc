@@ -17,6 +17,15 @@ ApiError ApiError::Of(std::string_view fault, std::string message) {
   return ApiError{info.code, info.http_status, info.sender, std::move(message)};
 }
 
+namespace {
+
+ApiError BlankValue(std::string_view name) {
+  return ApiError::Of("InvalidParameterValue",
+                      "The parameter " + std::string(name) + " must not be empty or blank.");
+}
+
+}  // namespace
+
 std::optional<ApiError> QueryParams::AddForm(std::string_view form) {
   size_t start = 0;
   while (start <= form.size()) {
@@ -61,10 +70,7 @@ std::variant<std::string, ApiError> QueryParams::Required(std::string_view name)
     return ApiError::Of("MissingParameter",
                         "The request must contain the parameter " + std::string(name) + ".");
   }
-  if (value->empty()) {
-    return ApiError::Of("InvalidParameterValue",
-                        "The parameter " + std::string(name) + " must not be empty.");
-  }
+  if (IsBlank(*value)) return BlankValue(name);
   return *value;
 }
 
@@ -120,6 +126,9 @@ std::optional<ApiError> QueryParams::RejectUnknown() const {
                                                        " for this action (finalsnap refuses "
                                                        "parameters it would otherwise ignore).");
     }
+  }
+  for (const auto& [name, value] : values_) {
+    if (protocol_.find(name) == protocol_.end() && IsBlank(value)) return BlankValue(name);
   }
   return std::nullopt;
 }

@@ -62,7 +62,9 @@ class QueryParams {
   bool Has(std::string_view name) const { return values_.find(name) != values_.end(); }
   std::optional<std::string> Get(std::string_view name) const;
   // Reads a parameter, marking it as understood. Required ones fail with MissingParameter;
-  // malformed values with InvalidParameterValue naming the parameter.
+  // malformed values with InvalidParameterValue naming the parameter. An empty or blank value
+  // (IsBlank) is refused for every parameter an action reads, by Required here and for the
+  // others by RejectUnknown, which every action calls before it acts.
   std::variant<std::string, ApiError> Required(std::string_view name);
   std::optional<std::string> Optional(std::string_view name);
   std::variant<std::optional<bool>, ApiError> OptionalBool(std::string_view name);
@@ -71,11 +73,16 @@ class QueryParams {
       std::string_view name);
   // Marks names as understood without reading them (the protocol's own: Action, Version, the
   // signature parameters).
-  void Accept(std::string_view name) { understood_.insert(std::string(name)); }
+  void Accept(std::string_view name) {
+    understood_.insert(std::string(name));
+    protocol_.insert(std::string(name));
+  }
 
   // The first parameter nobody read or accepted, as InvalidParameterValue ("Unknown parameter
   // FinalSnapshotIdentifer"): a typo must never silently drop a setting (a delete without the
-  // final snapshot that was meant).
+  // final snapshot that was meant). Then the first parameter read with a blank value, also
+  // InvalidParameterValue: an empty FinalSnapshotIdentifier, CacheClusterId or Marker names
+  // nothing, and must not be taken as "none" or "all".
   std::optional<ApiError> RejectUnknown() const;
 
   const std::map<std::string, std::string, std::less<>>& values() const { return values_; }
@@ -83,6 +90,7 @@ class QueryParams {
  private:
   std::map<std::string, std::string, std::less<>> values_;
   std::set<std::string, std::less<>> understood_;
+  std::set<std::string, std::less<>> protocol_;  // Accept()ed: checked by the protocol itself
 };
 
 // Marks the Query protocol's own parameters (Action, Version, X-Amz-*, SignatureVersion,

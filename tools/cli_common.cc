@@ -209,10 +209,12 @@ std::string HumanBytes(uint64_t bytes) {
   return buf;
 }
 
-bool CanPrompt() { return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDERR_FILENO) == 1; }
-
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 
+namespace {
+
+// Asks `question` on stderr and reads one line from stdin. True only for "y" or "yes" (any
+// case); anything else, including end of input, is a no.
 bool Confirm(const std::string& question) {
   std::cerr << question << std::flush;
   std::string line;
@@ -226,6 +228,24 @@ bool Confirm(const std::string& question) {
   const std::string answer =
       first == std::string::npos ? "" : Upper(line.substr(first, last - first + 1));
   return answer == "Y" || answer == "YES";
+}
+
+}  // namespace
+
+std::optional<CommandResult> ConfirmDestructive(std::string_view command,
+                                                const std::string& question, bool yes) {
+  if (yes) return std::nullopt;
+  const bool stdin_tty = ::isatty(STDIN_FILENO) == 1;
+  if (stdin_tty && ::isatty(STDERR_FILENO) == 1) {
+    if (Confirm(question)) return std::nullopt;
+    return CommandResult::Interrupted("aborted");
+  }
+  return CommandResult::Usage(
+      "MissingParameter",
+      std::string(command) + " deletes data and " +
+          (stdin_tty ? "standard error" : "standard input") +
+          " is not a terminal, so there is no one to confirm it. Nothing was contacted or "
+          "changed. Add --yes to run it from a script.");
 }
 
 ProgressLine::ProgressLine(std::string label, bool enabled)

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -65,14 +66,19 @@ void PrintDocument(const Json& doc, OutputFormat format, std::ostream& out);
 // "1.5 GiB", "200.0 MiB", "512 B": binary units, one decimal.
 std::string HumanBytes(uint64_t bytes);
 
-// True when both stdin and stderr are terminals: only then is there someone to ask.
-bool CanPrompt();
 // True when stderr is a terminal, where a redrawn progress line makes sense.
 bool StderrIsTerminal();
 
-// Asks `question` on stderr and reads one line from stdin. True only for "y" or "yes" (any
-// case); anything else, including end of input, is a no.
-bool Confirm(const std::string& question);
+// The one gate every destructive command (a delete of any kind) passes before it contacts a
+// node or touches storage. With `yes` (--yes) it proceeds. Otherwise, when standard input and
+// standard error are both terminals, it asks `question` and proceeds only on "y" or "yes" (any
+// case); a "no" or end of input is Interrupted("aborted"). Without a terminal there is no one to
+// ask: a script, cron or `ssh host finalsnap ...` is refused with MissingParameter and exit 252,
+// saying that nothing was changed and that --yes is how a script says "I mean it". This goes
+// beyond the aws CLI on purpose: an unattended delete is where a mistake costs the data.
+// Returns std::nullopt when the command may proceed.
+std::optional<CommandResult> ConfirmDestructive(std::string_view command,
+                                                const std::string& question, bool yes);
 
 // One line on stderr, redrawn in place with '\r' at most five times a second, showing bytes so
 // far, the rate and an ETA against an expected total. Inert when `enabled` is false, so callers

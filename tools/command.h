@@ -48,6 +48,9 @@ struct CommandError {
 
 struct CommandResult {
   std::optional<CommandError> error;  // empty on success
+  // The error is the command line's fault, found before anything was contacted or changed: exit
+  // 252 (kExitUsage) rather than 254, as the aws CLI does for a parameter it refuses itself.
+  bool usage = false;
   // The user stopped the command (declined a confirmation): main prints `interrupted_message`
   // on stderr, without the error line, and exits 130, as the aws CLI does on Ctrl-C.
   bool interrupted = false;
@@ -58,6 +61,11 @@ struct CommandResult {
   static CommandResult Fail(std::string fault, std::string message) {
     CommandResult result;
     result.error = CommandError{std::move(fault), std::move(message)};
+    return result;
+  }
+  static CommandResult Usage(std::string fault, std::string message) {
+    CommandResult result = Fail(std::move(fault), std::move(message));
+    result.usage = true;
     return result;
   }
   static CommandResult Interrupted(std::string message) {

@@ -20,7 +20,11 @@ namespace {
 
 struct DeleteOptions {
   std::string cache_cluster_id;
-  std::string final_snapshot;  // empty: no final snapshot
+  // Given at all (even empty) means "take a final snapshot of this name": only leaving the
+  // option out means none, as in ElastiCache. An empty name is refused before anything runs
+  // (finalsnap_main.cc), and the engine's snapshot-name-free gate would refuse it again.
+  CLI::Option* final_snapshot_option = nullptr;
+  std::string final_snapshot;
   bool yes = false;
   bool dry_run = false;
 };
@@ -40,14 +44,16 @@ CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globa
   const Fleet& fleet = std::get<Fleet>(loaded);
 
   std::optional<std::string> snapshot;
-  if (!options.final_snapshot.empty()) snapshot = options.final_snapshot;
+  if (options.final_snapshot_option->count() > 0) snapshot = options.final_snapshot;
 
-  // Ask before anything touches the node. A dry run changes nothing, so it needs no question.
+  // Confirmed before anything touches the node. A dry run changes nothing, so it needs none.
   // (An id that names nothing is asked about too; the engine then refuses it.)
   const CacheClusterEntry* entry = fleet.FindCacheCluster(options.cache_cluster_id);
-  if (!options.dry_run && !options.yes && CanPrompt()) {
-    if (!Confirm(Question(options.cache_cluster_id, entry, snapshot))) {
-      return CommandResult::Interrupted("aborted");
+  if (!options.dry_run) {
+    if (auto refused = ConfirmDestructive(
+            "delete-cache-cluster", Question(options.cache_cluster_id, entry, snapshot),
+            options.yes)) {
+      return *refused;
     }
   }
 
@@ -81,9 +87,12 @@ Command RegisterDeleteCacheClusterCommand(CLI::App& app, const GlobalOptions& gl
   sub->add_option("--cache-cluster-id", options->cache_cluster_id,
                   "The cache cluster to delete (case-insensitive)")
       ->required();
-  sub->add_option("--final-snapshot-identifier", options->final_snapshot,
-                  "Name of the final snapshot to take first");
-  sub->add_flag("--yes,-y", options->yes, "Do not ask for confirmation on a terminal");
+  options->final_snapshot_option =
+      sub->add_option("--final-snapshot-identifier", options->final_snapshot,
+                      "Name of the final snapshot to take first (leave the option out to delete "
+                      "without one)");
+  sub->add_flag("--yes,-y", options->yes,
+                "Do not ask for confirmation; required when standard input is not a terminal");
   sub->add_flag("--dry-run", options->dry_run,
                 "Run the preflight gates and print the plan; change nothing");
   return Command{sub, "DeleteCacheCluster",

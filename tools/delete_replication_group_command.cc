@@ -16,7 +16,10 @@ namespace {
 
 struct DeleteGroupOptions {
   std::string replication_group_id;
-  std::string final_snapshot;  // empty: no final snapshot
+  // Given at all (even empty) means "take a final snapshot of this name"; see
+  // delete_cache_cluster_command.cc.
+  CLI::Option* final_snapshot_option = nullptr;
+  std::string final_snapshot;
   bool retain_primary_cluster = false;
   bool from_replica = false;
   bool yes = false;
@@ -29,13 +32,19 @@ CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOpti
   const Fleet& fleet = std::get<Fleet>(loaded);
 
   std::optional<std::string> snapshot;
-  if (!options.final_snapshot.empty()) snapshot = options.final_snapshot;
-  const ReplicationGroupEntry* entry = fleet.FindReplicationGroup(options.replication_group_id);
-  if (entry != nullptr && !options.dry_run && !options.yes && CanPrompt()) {
-    std::string q = "Delete replication group " + entry->id + " and shut down " +
+  if (options.final_snapshot_option->count() > 0) snapshot = options.final_snapshot;
+  // Confirmed before anything touches a node; a dry run changes nothing and needs none.
+  if (!options.dry_run) {
+    const ReplicationGroupEntry* entry = fleet.FindReplicationGroup(options.replication_group_id);
+    std::string q = "Delete replication group " +
+                    (entry != nullptr ? entry->id : options.replication_group_id) +
+                    " and shut down " +
                     (options.retain_primary_cluster ? "its replicas" : "every member");
     if (snapshot) q += " with final snapshot " + *snapshot;
-    if (!Confirm(q + "? [y/N] ")) return CommandResult::Interrupted("aborted");
+    if (auto refused = ConfirmDestructive("delete-replication-group", q + "? [y/N] ",
+                                          options.yes)) {
+      return *refused;
+    }
   }
 
   OperationOptions op;
@@ -78,13 +87,16 @@ Command RegisterDeleteReplicationGroupCommand(CLI::App& app, const GlobalOptions
   sub->add_option("--replication-group-id", options->replication_group_id,
                   "The replication group to delete (case-insensitive)")
       ->required();
-  sub->add_option("--final-snapshot-identifier", options->final_snapshot,
-                  "Name of the final snapshot to take first");
+  options->final_snapshot_option =
+      sub->add_option("--final-snapshot-identifier", options->final_snapshot,
+                      "Name of the final snapshot to take first (leave the option out to delete "
+                      "without one)");
   sub->add_flag("--retain-primary-cluster", options->retain_primary_cluster,
                 "Shut down the replicas only; keep the primary running (one shard only)");
   sub->add_flag("--from-replica", options->from_replica,
                 "Capture each shard from an in-sync replica instead of its primary");
-  sub->add_flag("--yes,-y", options->yes, "Do not ask for confirmation on a terminal");
+  sub->add_flag("--yes,-y", options->yes,
+                "Do not ask for confirmation; required when standard input is not a terminal");
   sub->add_flag("--dry-run", options->dry_run,
                 "Run the preflight gates and print the plan; change nothing");
   return Command{sub, "DeleteReplicationGroup",

@@ -25,20 +25,21 @@ CommandResult RunDeleteSnapshot(const DeleteSnapshotOptions& options,
   if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
   const Fleet& fleet = std::get<Fleet>(loaded);
 
-  // A deleted snapshot cannot be brought back, so a person at a terminal is asked first (DESIGN:
-  // destructive commands confirm unless --yes); scripts without a terminal proceed.
+  // A deleted snapshot cannot be brought back: confirmed like every delete (ConfirmDestructive),
+  // once the snapshot is known to exist, so that the question can name its source.
+  std::optional<CommandResult> refused;
   auto confirm = [&](const Snapshot& snapshot) {
-    if (options.yes || !CanPrompt()) return true;
     std::string question = "Delete snapshot " + snapshot.snapshot_name;
     if (!snapshot.cache_cluster_id.empty()) question += " of " + snapshot.cache_cluster_id;
     if (!snapshot.replication_group_id.empty()) {
       question += " of " + snapshot.replication_group_id;
     }
-    return Confirm(question + "? [y/N] ");
+    refused = ConfirmDestructive("delete-snapshot", question + "? [y/N] ", options.yes);
+    return !refused.has_value();
   };
   // The checks (unknown name, a snapshot still being written) are shared with the API server.
   SnapshotDeletion deletion = DeleteStoredSnapshot(fleet.storage.path, options.name, confirm);
-  if (deletion.declined) return CommandResult::Interrupted("aborted");
+  if (deletion.declined) return *refused;
   if (!deletion.ok()) return CommandResult::Fail(deletion.fault, deletion.message);
 
   Json doc;
@@ -56,7 +57,8 @@ Command RegisterDeleteSnapshotCommand(CLI::App& app, const GlobalOptions& global
   auto options = std::make_shared<DeleteSnapshotOptions>();
   sub->add_option("--snapshot-name", options->name, "The snapshot to delete (case-insensitive)")
       ->required();
-  sub->add_flag("--yes,-y", options->yes, "Do not ask for confirmation on a terminal");
+  sub->add_flag("--yes,-y", options->yes,
+                "Do not ask for confirmation; required when standard input is not a terminal");
   return Command{sub, "DeleteSnapshot",
                  [options, &globals] { return RunDeleteSnapshot(*options, globals); }};
 }

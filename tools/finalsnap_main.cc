@@ -4,14 +4,17 @@
 // Adding a subcommand: write tools/<name>_command.{h,cc} with RegisterXxxCommand (see command.h)
 // and add one line to RegisterCommands below. Nothing else here needs to change.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "command.h"
+#include "finalsnap/elasticache.h"
 #include "create_snapshot_command.h"
 #include "delete_cache_cluster_command.h"
 #include "delete_replication_group_command.h"
@@ -65,6 +68,70 @@ void PrintError(std::string_view fault, std::string_view operation, std::string_
             << " operation: " << OneLine(message) << std::endl;
 }
 
+// The first option of `app` or of any subcommand or option group under it that was given an
+// empty or whitespace-only value, as "--name" (or "PATH" for a positional). Giving an option
+// means "I want this": `--final-snapshot-identifier "$UNSET"` must never read as "no final
+// snapshot", and an empty id, name or path names nothing. Raw results are read, so this works
+// whether or not CLI11 went on to convert or validate them.
+std::optional<std::string> FindBlankValue(const CLI::App& app) {
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->count() == 0) continue;
+    for (const std::string& value : option->results()) {
+      if (!IsBlank(value)) continue;
+      std::string name = option->get_name(/*positional=*/false, /*all_options=*/false);
+      if (!option->get_envname().empty()) name += " (or $" + option->get_envname() + ")";
+      return name;
+    }
+  }
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (std::optional<std::string> found = FindBlankValue(*sub)) return found;
+  }
+  return std::nullopt;
+}
+
+// The command line as CLI11's parse(vector) takes it (reversed), with every "--name=" written
+// as "--name" "": CLI11 reads "--name=" as a missing value, which would hide from
+// FindBlankValue that an empty value was given (`--final-snapshot-identifier="$UNSET"`).
+std::vector<std::string> SplitEmptyAssignments(int argc, char** argv) {
+  std::vector<std::string> args;
+  bool options_ended = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    options_ended = options_ended || arg == "--";
+    if (!options_ended && arg.size() > 3 && arg.rfind("--", 0) == 0 && arg.back() == '=' &&
+        arg.find('=') == arg.size() - 1) {
+      args.emplace_back(arg.substr(0, arg.size() - 1));
+      args.emplace_back();
+    } else {
+      args.emplace_back(arg);
+    }
+  }
+  std::reverse(args.begin(), args.end());
+  return args;
+}
+
+// The operation named in error lines: the chosen subcommand's, or the tool's own.
+std::string_view OperationOf(const std::vector<Command>& commands) {
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.operation;
+  }
+  return "finalsnap";
+}
+
+// Refuses a blank value (FindBlankValue) before anything is contacted, as the API refuses an
+// empty parameter: InvalidParameterValue, exit 252.
+std::optional<int> RefuseBlankValue(const CLI::App& app, const std::vector<Command>& commands) {
+  const std::optional<std::string> blank = FindBlankValue(app);
+  if (!blank) return std::nullopt;
+  std::string message = "The value of " + *blank + " must not be empty or blank.";
+  if (blank->rfind("--final-snapshot-identifier", 0) == 0) {
+    message += " Leave the option out to delete without a final snapshot.";
+  }
+  PrintError("InvalidParameterValue", OperationOf(commands),
+             message + " Nothing was contacted or changed.");
+  return kExitUsage;
+}
+
 int Execute(const Command& command) {
   try {
     const CommandResult result = command.run();
@@ -74,6 +141,7 @@ int Execute(const Command& command) {
       return kExitInterrupted;
     }
     PrintError(result.error->fault, command.operation, result.error->message);
+    if (result.usage) return kExitUsage;
     // An operation stopped by SIGINT/SIGTERM (it unpaused and put the node back first).
     return result.error->fault == "Interrupted" ? kExitInterrupted : kExitFailed;
   } catch (const std::exception& e) {
@@ -106,12 +174,17 @@ int Run(int argc, char** argv) {
 
   const std::vector<Command> commands = RegisterCommands(app, globals);
   try {
-    app.parse(argc, argv);
+    app.parse(SplitEmptyAssignments(argc, argv));
   } catch (const CLI::ParseError& e) {
     // --help and friends are "errors" with exit code 0; they print to stdout.
+    if (e.get_exit_code() != 0) {
+      // A blank value is the error to report, whatever else CLI11 found wrong with it.
+      if (std::optional<int> refused = RefuseBlankValue(app, commands)) return *refused;
+    }
     const int code = app.exit(e, std::cout, std::cerr);
     return code == 0 ? kExitSuccess : kExitUsage;
   }
+  if (std::optional<int> refused = RefuseBlankValue(app, commands)) return *refused;
   globals.output = output == "text" ? OutputFormat::kText : OutputFormat::kJson;
   globals.output_explicit = output_option->count() > 0;
 

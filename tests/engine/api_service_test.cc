@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -432,6 +433,63 @@ TEST_F(ApiServiceTest, RefusesBadRequestsWithTheMatchingErrors) {
   expect("Action=DescribeEvents&Marker=zz" + v, 400, "InvalidParameterValue");
   expect("Action=DescribeEvents&StartTime=2030-01-01T00:00:00Z&EndTime=2029-01-01T00:00:00Z" + v,
          400, "InvalidParameterCombination");
+}
+
+// Every string, number, boolean and time parameter of every action, given empty or blank, is
+// refused with InvalidParameterValue before the action does anything: giving a parameter means
+// "I want this", so FinalSnapshotIdentifier= is never "no final snapshot" and CacheClusterId=
+// never "every cluster". Each base request is valid on its own (or fails only later, for a
+// reason other than the blank value), so the refusal seen is the blank value's.
+TEST_F(ApiServiceTest, RefusesEveryParameterGivenEmptyOrBlank) {
+  struct Case {
+    std::string action;
+    std::string base;  // a request that gets past parameter checks
+    std::vector<std::string> parameters;
+  };
+  const std::vector<Case> cases = {
+      {"DeleteCacheCluster", "CacheClusterId=myRedisCluster",
+       {"CacheClusterId", "FinalSnapshotIdentifier"}},
+      {"DeleteReplicationGroup", "ReplicationGroupId=g",
+       {"ReplicationGroupId", "FinalSnapshotIdentifier", "RetainPrimaryCluster"}},
+      {"CreateSnapshot", "SnapshotName=s&CacheClusterId=myRedisCluster",
+       {"SnapshotName", "CacheClusterId", "ReplicationGroupId"}},
+      {"DeleteSnapshot", "SnapshotName=s", {"SnapshotName"}},
+      {"DescribeSnapshots", "",
+       {"SnapshotName", "CacheClusterId", "ReplicationGroupId", "SnapshotSource", "Marker",
+        "MaxRecords", "ShowNodeGroupConfig"}},
+      {"DescribeCacheClusters", "",
+       {"CacheClusterId", "Marker", "MaxRecords", "ShowCacheNodeInfo",
+        "ShowCacheClustersNotInReplicationGroups"}},
+      {"DescribeReplicationGroups", "", {"ReplicationGroupId", "Marker", "MaxRecords"}},
+      {"DescribeEvents", "",
+       {"SourceIdentifier", "SourceType", "StartTime", "EndTime", "Duration", "MaxRecords",
+        "Marker"}},
+  };
+  // Empty, a space, spaces and a tab, a newline (form-encoded).
+  const std::vector<std::string> blanks = {"", "+", "++%09", "%0A", "%20%0D%0A"};
+  for (const Case& c : cases) {
+    for (const std::string& parameter : c.parameters) {
+      for (const std::string& blank : blanks) {
+        // The base without this parameter, then the parameter with the blank value.
+        std::string form = "Action=" + c.action + "&Version=2015-02-02";
+        std::stringstream base(c.base);
+        for (std::string pair; std::getline(base, pair, '&');) {
+          if (!pair.empty() && pair.rfind(parameter + "=", 0) != 0) form += "&" + pair;
+        }
+        form += "&" + parameter + "=" + blank;
+        auto [status, body] = Call(form);
+        EXPECT_EQ(status, 400) << form << "\n" << body;
+        EXPECT_NE(body.find("<Code>InvalidParameterValue</Code>"), std::string::npos)
+            << form << "\n" << body;
+        EXPECT_NE(body.find(parameter), std::string::npos) << form << "\n" << body;
+      }
+    }
+  }
+  // Nothing was started or stored on the way.
+  auto [status, body] = Call("Action=DescribeEvents&Version=2015-02-02");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(body.find("deleting"), std::string::npos) << body;
+  EXPECT_FALSE(fs::exists(fleet_.storage.path / "s"));
 }
 
 TEST_F(ApiServiceTest, DescribeSnapshotsPagesThroughTheStore) {

@@ -547,6 +547,38 @@ TEST_F(ApiCacheClusterTest, SnapshotLifecycleAndFaults) {
   EXPECT_EQ(server_.Command("DBSIZE").integer, dbsize_);
 }
 
+// The CLI's reproduction, through the real aws CLI: a name parameter sent empty or blank (an
+// unset variable in a script) is refused with InvalidParameterValue, and the node keeps running
+// with its data; nothing is stored and no operation starts.
+TEST_F(ApiCacheClusterTest, EmptyOrBlankNamesAreRefusedAndTheNodeKeepsItsData) {
+  for (const std::string blank : {"", " ", "\t"}) {
+    SCOPED_TRACE("value '" + blank + "'");
+    ExpectAwsError(Aws({"delete-cache-cluster", "--cache-cluster-id", kCluster,
+                        "--final-snapshot-identifier", blank}),
+                   "InvalidParameterValue", "DeleteCacheCluster");
+    ExpectAwsError(Aws({"delete-cache-cluster", "--cache-cluster-id", blank}),
+                   "InvalidParameterValue", "DeleteCacheCluster");
+    ExpectAwsError(Aws({"delete-replication-group", "--replication-group-id", blank,
+                        "--final-snapshot-identifier", kFinal}),
+                   "InvalidParameterValue", "DeleteReplicationGroup");
+    ExpectAwsError(
+        Aws({"create-snapshot", "--cache-cluster-id", kCluster, "--snapshot-name", blank}),
+        "InvalidParameterValue", "CreateSnapshot");
+    ExpectAwsError(Aws({"delete-snapshot", "--snapshot-name", blank}), "InvalidParameterValue",
+                   "DeleteSnapshot");
+    ExpectAwsError(Aws({"describe-cache-clusters", "--cache-cluster-id", blank}),
+                   "InvalidParameterValue", "DescribeCacheClusters");
+    ExpectAwsError(Aws({"describe-snapshots", "--snapshot-name", blank}), "InvalidParameterValue",
+                   "DescribeSnapshots");
+  }
+  EXPECT_EQ(server_.Command("DBSIZE").integer, dbsize_);
+  EXPECT_TRUE(server_.Command("SET", "probe", "1").ok());
+  EXPECT_FALSE(StorageHas(kFinal));
+  const json doc = AwsOk({"describe-cache-clusters", "--cache-cluster-id", kCluster},
+                         "DescribeCacheClusters");
+  EXPECT_EQ(doc["CacheClusters"][0]["CacheClusterStatus"], "available");
+}
+
 // Unsigned, wrongly signed, unknown-key, tampered and stale requests are refused with AWS's
 // codes and never reach an operation; then the documentation's GET, signed, does the delete.
 TEST_F(ApiCacheClusterTest, OnlyValidSignaturesReachAnOperation) {

@@ -173,10 +173,10 @@ TEST_F(CliClusterTest, CreateSnapshotKeepsTheNodeRunningAndIsListed) {
   EXPECT_TRUE(AnswersAndWritable());
 
   // delete-snapshot answers with the snapshot, status "deleting"; then it is gone.
-  r = Cli({"delete-snapshot", "--snapshot-name", "s1"});
+  r = Cli({"delete-snapshot", "--snapshot-name", "s1", "--yes"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(ParseStdout(r)["Snapshot"]["SnapshotStatus"], "deleting");
-  ExpectError(Cli({"delete-snapshot", "--snapshot-name", "s1"}), "SnapshotNotFoundFault",
+  ExpectError(Cli({"delete-snapshot", "--snapshot-name", "s1", "--yes"}), "SnapshotNotFoundFault",
               "DeleteSnapshot");
   r = Cli({"describe-snapshots"});
   EXPECT_EQ(ParseStdout(r)["Snapshots"].size(), 0u) << r.Describe();
@@ -214,9 +214,9 @@ TEST_F(CliClusterTest, DeleteWithFinalSnapshotThenRestore) {
   EXPECT_TRUE(AnswersAndWritable());
   EXPECT_EQ(DbSize(server_), dbsize);
 
-  // Without a terminal there is no prompt: the delete proceeds.
+  // Without a terminal there is no prompt: --yes says the delete is meant.
   r = Cli({"delete-cache-cluster", "--cache-cluster-id", kCluster, "--final-snapshot-identifier",
-           "final"});
+           "final", "--yes"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   doc = ParseStdout(r);
   EXPECT_EQ(doc["CacheCluster"]["CacheClusterId"], kCluster);
@@ -258,8 +258,8 @@ TEST_F(CliClusterTest, DeleteWithFinalSnapshotThenRestore) {
 }
 
 TEST_F(CliClusterTest, RefusalsNameTheFault) {
-  ExpectError(Cli({"delete-cache-cluster", "--cache-cluster-id", "nope"}), "CacheClusterNotFound",
-              "DeleteCacheCluster");
+  ExpectError(Cli({"delete-cache-cluster", "--cache-cluster-id", "nope", "--yes"}),
+              "CacheClusterNotFound", "DeleteCacheCluster");
   ExpectError(Cli({"create-snapshot", "--cache-cluster-id", "nope", "--snapshot-name", "s1"}),
               "CacheClusterNotFound", "CreateSnapshot");
   ExpectError(Cli({"describe-cache-clusters", "--cache-cluster-id", "nope"}),
@@ -283,7 +283,7 @@ TEST_F(CliClusterTest, RefusalsNameTheFault) {
                 .exit_code,
             0);
   r = Cli({"delete-cache-cluster", "--cache-cluster-id", kCluster, "--final-snapshot-identifier",
-           "taken"});
+           "taken", "--yes"});
   ExpectError(r, "SnapshotAlreadyExistsFault", "DeleteCacheCluster");
   EXPECT_NE(r.stderr_text.find("snapshot-name-free"), std::string::npos) << r.Describe();
   doc = ParseStdout(r);

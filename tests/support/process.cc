@@ -138,8 +138,10 @@ std::string ProcessResult::Describe() const {
 
 ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) throw std::invalid_argument("RunCommand: empty argv");
-  if (options.stdin_file.has_value() && options.stdin_data.has_value()) {
-    throw std::invalid_argument("RunCommand: give stdin_file or stdin_data, not both");
+  if (static_cast<int>(options.stdin_file.has_value()) +
+          static_cast<int>(options.stdin_data.has_value()) + static_cast<int>(options.terminal) >
+      1) {
+    throw std::invalid_argument("RunCommand: give stdin_file, stdin_data or terminal, not two");
   }
   ProcessResult result;
   for (const std::string& arg : argv) {
@@ -156,7 +158,18 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
   std::vector<char*> c_env = CStrings(env);
 
   Fd stdin_read, stdin_write;
-  if (options.stdin_data.has_value()) {
+  Fd terminal;  // the pseudo-terminal's master side, when options.terminal
+  if (options.terminal) {
+    terminal.Reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (terminal.get() < 0 || ::grantpt(terminal.get()) != 0 ||
+        ::unlockpt(terminal.get()) != 0) {
+      throw std::runtime_error(ErrnoText("RunCommand: posix_openpt", errno));
+    }
+    const char* name = ::ptsname(terminal.get());
+    if (name == nullptr) throw std::runtime_error(ErrnoText("RunCommand: ptsname", errno));
+    stdin_read.Reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (stdin_read.get() < 0) throw std::runtime_error(ErrnoText("RunCommand: open pty", errno));
+  } else if (options.stdin_data.has_value()) {
     // A socket pair rather than a pipe: send() with MSG_NOSIGNAL cannot raise SIGPIPE in the
     // test process when the child exits without reading all its input.
     int sv[2];
@@ -175,8 +188,12 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
   int out_pipe[2], err_pipe[2], exec_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2", errno));
   Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2", errno));
-  Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
+  Fd err_read, err_write;
+  if (!options.terminal) {
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2", errno));
+    err_read.Reset(err_pipe[0]);
+    err_write.Reset(err_pipe[1]);
+  }
   // The child reports a failed exec() through this pipe; a successful exec() closes it (CLOEXEC).
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0) throw std::runtime_error(ErrnoText("pipe2", errno));
   Fd exec_read(exec_pipe[0]), exec_write(exec_pipe[1]);
@@ -189,7 +206,7 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
     ::setpgid(0, 0);
     ::dup2(stdin_read.get(), STDIN_FILENO);
     ::dup2(out_write.get(), STDOUT_FILENO);
-    ::dup2(err_write.get(), STDERR_FILENO);
+    ::dup2(options.terminal ? stdin_read.get() : err_write.get(), STDERR_FILENO);
     int err = 0;
     if (working_dir != nullptr && ::chdir(working_dir) != 0) {
       err = errno;
@@ -221,7 +238,13 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
 
   const auto deadline = Clock::now() + options.timeout;
   SetNonBlocking(out_read.get());
+  if (options.terminal) {
+    // The terminal is read like a stderr pipe; the child's exit ends it (EIO, or end of file).
+    // `terminal` stays open as the side the answer is typed into.
+    err_read.Reset(::dup(terminal.get()));
+  }
   SetNonBlocking(err_read.get());
+  bool answered = false;
   std::string_view pending_input;
   if (options.stdin_data.has_value()) {
     pending_input = *options.stdin_data;
@@ -254,6 +277,14 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
         if (!Drain(out_read.get(), result.stdout_text)) out_read.Close();
       } else if (fds[i].fd == err_read.get()) {
         if (!Drain(err_read.get(), result.stderr_text)) err_read.Close();
+        if (terminal.get() >= 0 && !answered &&
+            result.stderr_text.find("[y/N]") != std::string::npos) {
+          // A line typed at the prompt, or Ctrl-D (end of input in canonical mode).
+          const std::string typed =
+              options.terminal_answer ? *options.terminal_answer + "\n" : std::string("\x04");
+          answered = ::write(terminal.get(), typed.data(), typed.size()) ==
+                     static_cast<ssize_t>(typed.size());
+        }
       } else if (fds[i].fd == stdin_write.get()) {
         ssize_t sent =
             ::send(stdin_write.get(), pending_input.data(), pending_input.size(), MSG_NOSIGNAL);

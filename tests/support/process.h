@@ -5,7 +5,8 @@
 //   EXPECT_EQ(r.exit_code, 0) << r.Describe();
 //
 // The child gets its own process group, so a timeout kills the program and anything it started.
-// Standard input is /dev/null unless a file or a string is given.
+// Standard input is /dev/null unless a file or a string is given, or `terminal` makes standard
+// input and standard error a pseudo-terminal, as a person at a shell has them.
 #ifndef FINALSNAP_TESTS_SUPPORT_PROCESS_H_
 #define FINALSNAP_TESTS_SUPPORT_PROCESS_H_
 
@@ -21,6 +22,12 @@ struct RunOptions {
   // Standard input: at most one of these; neither means /dev/null.
   std::optional<std::string> stdin_file;  // a path opened for reading
   std::optional<std::string> stdin_data;  // bytes written to a pipe, then closed
+  // Standard input and standard error on a new pseudo-terminal (stdout stays a pipe, as in
+  // `finalsnap ... | jq`). What the child writes to the terminal is stderr_text (with the
+  // terminal's "\r\n" line ends). When it shows a "[y/N]" question, `terminal_answer` and a
+  // newline are typed, or, without one, end of input (Ctrl-D).
+  bool terminal = false;
+  std::optional<std::string> terminal_answer;
   // The child is killed (SIGKILL to its process group) when the deadline passes.
   std::chrono::milliseconds timeout{60'000};
   // Environment variables set (or, with std::nullopt, removed) on top of the parent's.

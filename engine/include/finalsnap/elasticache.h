@@ -31,6 +31,11 @@ using ModelJson = nlohmann::ordered_json;
 // ASCII case-insensitive equality: ids are case-insensitive, as in ElastiCache.
 bool IdEquals(std::string_view a, std::string_view b);
 
+// A value that names nothing: empty or ASCII whitespace only. Both front ends refuse such a
+// value for every parameter or option given (InvalidParameterValue): giving one means "I want
+// this", so `FinalSnapshotIdentifier=` must never read as "no final snapshot".
+bool IsBlank(std::string_view value);
+
 // A fault's wire identity: the error code the Query protocol puts in <Code> (the model's
 // `error.code`, which is not always the shape's name: InvalidCacheClusterStateFault is sent as
 // InvalidCacheClusterState), its HTTP status, and whether it is the caller's fault ("Sender")
