@@ -249,15 +249,17 @@ void ApiService::RunOperation(ApiOperation op) {
   try {
     const std::optional<std::string> snapshot =
         op.snapshot_name.empty() ? std::nullopt : std::optional<std::string>(op.snapshot_name);
+    OperationOptions options;
+    options.cancel = cancel_;
     if (op.action == "DeleteCacheCluster") {
-      result = finalsnap::DeleteCacheCluster(fleet_, op.target_id, snapshot);
+      result = finalsnap::DeleteCacheCluster(fleet_, op.target_id, snapshot, options);
     } else if (op.action == "DeleteReplicationGroup") {
       result = finalsnap::DeleteReplicationGroup(fleet_, op.target_id, snapshot,
-                                                 op.retain_primary_cluster);
+                                                 op.retain_primary_cluster, options);
     } else if (op.action == "CreateSnapshot" && op.source_type == kSourceCacheCluster) {
-      result = finalsnap::CreateSnapshot(fleet_, op.target_id, op.snapshot_name);
+      result = finalsnap::CreateSnapshot(fleet_, op.target_id, op.snapshot_name, options);
     } else {
-      result = CreateReplicationGroupSnapshot(fleet_, op.target_id, op.snapshot_name);
+      result = CreateReplicationGroupSnapshot(fleet_, op.target_id, op.snapshot_name, options);
     }
   } catch (const std::exception& e) {
     result = OperationResult();
@@ -786,63 +788,40 @@ class ServerRun {
                   [](uv_async_t* a) { static_cast<ServerRun*>(a->data)->RunPosts(); });
     async_.data = this;
     mailbox_->async = &async_;
-    for (uv_signal_t* s : {&sigint_, &sigterm_}) {
-      uv_signal_init(loop_.get(), s);
-      s->data = this;
-    }
-    uv_signal_start(
-        &sigint_, [](uv_signal_t* s, int n) { static_cast<ServerRun*>(s->data)->BeginStop(n); },
-        SIGINT);
-    uv_signal_start(
-        &sigterm_, [](uv_signal_t* s, int n) { static_cast<ServerRun*>(s->data)->BeginStop(n); },
-        SIGTERM);
-    uv_timer_init(loop_.get(), &nudge_);
-    nudge_.data = this;
   }
 
   HttpServer& http() { return http_; }
 
+  // Cancelling `token` stops the server as request_stop does (ServeOptions::stop).
+  void WatchStop(CancelToken token) {
+    stop_watch_.emplace(loop_, std::move(token),
+                        [this](const std::string& reason) { BeginStop(reason); });
+  }
+
   // Thread-safe: runs `fn` on the loop. Dropped once the loop is closing (nothing then waits).
   void Post(std::function<void()> fn) { mailbox_->Post(std::move(fn)); }
 
-  // signum: SIGINT or SIGTERM, 0 for request_stop, -1 for a server that never listened.
-  void BeginStop(int signum) {
+  // Stops taking requests and cancels the running operations, which reach a safe point (their
+  // nodes unpaused and put back); the loop ends once they have. `reason` ("SIGTERM received",
+  // "stop requested") goes to the log and to each operation's refusal; empty for a server that
+  // never listened, which stops quietly.
+  void BeginStop(const std::string& reason) {
     if (stopping_) {
-      if (nudges_in_flight_ > 0) {
-        --nudges_in_flight_;  // our own repeat (below), not the user's
-        return;
-      }
       Log("still stopping: waiting for " + std::to_string(service_.running_operations()) +
           " running operation(s) to reach a safe point");
       return;
     }
     stopping_ = true;
-    stop_signal_ = std::max(signum, 0);
-    if (signum >= 0) {
-      Log(signum == 0 ? std::string("stop requested")
-                      : std::string(signum == SIGINT ? "SIGINT" : "SIGTERM") +
-                            ": no new requests; waiting for " +
-                            std::to_string(service_.running_operations()) +
-                            " running operation(s) to reach a safe point");
+    if (!reason.empty()) {
+      Log("stopping (" + reason + "): no new requests; waiting for " +
+          std::to_string(service_.running_operations()) +
+          " running operation(s) to reach a safe point");
+      service_.CancelOperations("the server is stopping: " + reason);
     }
     http_.Shutdown([this] {
       http_closed_ = true;
       MaybeFinish();
     });
-    if (signum > 0) {
-      // An operation whose thread had not yet started watching signals when this one arrived
-      // would miss it: repeat it while operations run (each operation acts on the first only).
-      uv_timer_start(
-          &nudge_,
-          [](uv_timer_t* t) {
-            auto* self = static_cast<ServerRun*>(t->data);
-            if (self->service_.running_operations() > 0 &&
-                uv_kill(uv_os_getpid(), self->stop_signal_) == 0) {
-              ++self->nudges_in_flight_;
-            }
-          },
-          1000, 1000);
-    }
     MaybeFinish();
   }
 
@@ -859,9 +838,7 @@ class ServerRun {
       mailbox_->posts.clear();
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&nudge_), nullptr);
+    stop_watch_.reset();  // closes its handle too
   }
 
  private:
@@ -951,12 +928,8 @@ class ServerRun {
   std::function<void(std::string_view)> log_;
   HttpServer http_;
   uv_async_t async_{};
-  uv_signal_t sigint_{};
-  uv_signal_t sigterm_{};
-  uv_timer_t nudge_{};
   bool stopping_ = false;
-  int stop_signal_ = 0;
-  int nudges_in_flight_ = 0;
+  std::optional<CancelWatch> stop_watch_;
   bool http_closed_ = false;
   bool handles_closed_ = false;
   size_t requests_in_flight_ = 0;
@@ -1017,15 +990,16 @@ Status Serve(const Fleet& fleet, const ServeOptions& options) {
     const Endpoint listen = options.listen.value_or(fleet.api.listen);
     result = run.http().Listen(listen);
     if (!result.ok()) {
-      run.BeginStop(-1);  // nothing to stop: close the handles quietly
+      run.BeginStop("");  // nothing to stop: close the handles quietly
     } else {
+      ServerRun* run_ptr = &run;
+      run.WatchStop(options.stop);
       log("listening on http://" + run.http().bound().ToString() + "/ (state " +
           fleet.api.state.string() + ", storage " + fleet.storage.path.string() + ")");
       if (options.on_listening) {
-        ServerRun* run_ptr = &run;
         options.on_listening(run.http().bound(), [mailbox, run_ptr] {
           // Runs on the loop only while the run is alive; dropped after it has closed.
-          mailbox->Post([run_ptr] { run_ptr->BeginStop(0); });
+          mailbox->Post([run_ptr] { run_ptr->BeginStop("stop requested"); });
         });
       }
     }

@@ -67,6 +67,9 @@ class ApiService {
                       std::string* action = nullptr);
 
   size_t running_operations() const;
+  // Cancels every running operation (and any started after), with `reason`: each stops at its
+  // next step, puts its nodes back and ends as Interrupted.
+  void CancelOperations(const std::string& reason) { cancel_.Cancel(reason); }
   // Joins the threads of operations that have ended.
   void JoinFinished();
   ApiState& state() { return *state_; }
@@ -104,6 +107,7 @@ class ApiService {
   std::map<std::string, std::thread> threads_;  // by operation id
   std::vector<std::string> finished_;           // ended, not yet joined
   size_t running_ = 0;
+  CancelToken cancel_;  // given to every operation
 };
 
 }  // namespace finalsnap::detail

@@ -115,4 +115,35 @@ void Timer::Repeat(std::chrono::milliseconds period, std::function<void()> fn) {
 
 void Timer::Stop() { uv_timer_stop(&state_->timer); }
 
+struct CancelWatch::State {
+  uv_async_t async;
+  CancelToken token;
+  uint64_t subscription = 0;
+  std::function<void(const std::string&)> fn;
+};
+
+CancelWatch::CancelWatch(Loop& loop, CancelToken token,
+                         std::function<void(const std::string& reason)> fn)
+    : state_(new State) {
+  state_->token = std::move(token);
+  state_->fn = std::move(fn);
+  uv_async_init(loop.get(), &state_->async, [](uv_async_t* a) {
+    auto* s = static_cast<State*>(a->data);
+    std::function<void(const std::string&)> f = std::move(s->fn);
+    s->fn = nullptr;  // once
+    if (f) f(s->token.reason());
+  });
+  state_->async.data = state_;
+  uv_async_t* async = &state_->async;
+  state_->subscription = state_->token.Subscribe([async] { uv_async_send(async); });
+}
+
+CancelWatch::~CancelWatch() {
+  // After Unsubscribe no thread can still be inside uv_async_send on this handle.
+  state_->token.Unsubscribe(state_->subscription);
+  state_->fn = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&state_->async),
+           [](uv_handle_t* h) { delete static_cast<State*>(h->data); });
+}
+
 }  // namespace finalsnap::detail

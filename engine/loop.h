@@ -10,6 +10,9 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
+
+#include "finalsnap/cancel.h"
 
 namespace finalsnap::detail {
 
@@ -49,6 +52,22 @@ class Timer {
 
  private:
   State* state_;  // freed in its close callback
+};
+
+// Calls `fn` with the token's reason on the loop's thread, once, when `token` is cancelled from
+// any thread (a uv_async_t the token's subscriber wakes). The callback never runs after
+// destruction; the handle's state is freed in its close callback.
+class CancelWatch {
+ public:
+  CancelWatch(Loop& loop, CancelToken token, std::function<void(const std::string& reason)> fn);
+  ~CancelWatch();
+  CancelWatch(const CancelWatch&) = delete;
+  CancelWatch& operator=(const CancelWatch&) = delete;
+
+  struct State;
+
+ private:
+  State* state_;
 };
 
 }  // namespace finalsnap::detail

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -210,14 +209,15 @@ class Operation {
     finish_ = finish;
     snapshot_name_ = std::move(snapshot);
     const auto start = std::chrono::steady_clock::now();
-    WatchSignals();
-    OperationResult r = detail::RunToCompletion(loop_, Main());
-    for (uv_signal_t* s : signals_) {
-      uv_signal_stop(s);
-      uv_close(reinterpret_cast<uv_handle_t*>(s),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
+    OperationResult r;
+    {
+      detail::CancelWatch watch(loop_, options_.cancel, [this](const std::string& reason) {
+        if (interrupted_) return;
+        interrupted_ = reason.empty() ? std::string("cancelled") : reason;
+        CancelCaptures(*interrupted_);
+      });
+      r = detail::RunToCompletion(loop_, Main());
     }
-    signals_.clear();
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return r;
   }
@@ -260,23 +260,6 @@ class Operation {
     return false;
   }
 
-  void WatchSignals() {
-    for (int signum : {SIGINT, SIGTERM}) {
-      auto* s = new uv_signal_t;
-      uv_signal_init(loop_.get(), s);
-      s->data = this;
-      uv_signal_start(
-          s,
-          [](uv_signal_t* h, int sig) {
-            auto* self = static_cast<Operation*>(h->data);
-            if (self->interrupted_) return;
-            self->interrupted_ = sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
-            self->CancelCaptures(*self->interrupted_);
-          },
-          signum);
-      signals_.push_back(s);
-    }
-  }
   // The first shard to fail stops the others: its refusal is the one reported.
   void FailCapture(const Refusal& r) {
     if (first_capture_refusal_) return;
@@ -288,11 +271,11 @@ class Operation {
       if (r->active_capture != nullptr) r->active_capture->Cancel(why);
     }
   }
-  // A refusal for an operation stopped by a signal, when one arrived.
+  // A refusal for a cancelled operation (OperationOptions::cancel), once it was cancelled.
   std::optional<Refusal> Interrupted() const {
     if (!interrupted_) return std::nullopt;
-    return Refusal("", "Interrupted", "the operation was " + *interrupted_ +
-                                          " before it finished; nothing was shut down");
+    return Refusal("", "Interrupted", "the operation was cancelled (" + *interrupted_ +
+                                          ") before it finished; nothing was shut down");
   }
 
   Task<OperationResult> Main();
@@ -342,10 +325,10 @@ class Operation {
   std::optional<SnapshotStore> store_;
   std::unique_ptr<SnapshotWriter> writer_;
   Snapshot manifest_;
-  // SIGINT/SIGTERM while the operation runs: the captures are cancelled and the operation
-  // refuses at the next step, so the nodes are unpaused and put back before the process exits.
+  // The cancel token's reason, once cancelled while the operation runs: the captures are
+  // cancelled and the operation refuses at the next step, so the nodes are unpaused and put
+  // back before the caller goes on (a CLI then exits).
   std::optional<std::string> interrupted_;
-  std::vector<uv_signal_t*> signals_;
   std::optional<Refusal> first_capture_refusal_;
 };
 

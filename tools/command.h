@@ -14,6 +14,8 @@
 #include <string>
 #include <utility>
 
+#include "finalsnap/cancel.h"
+
 namespace CLI {
 class App;
 }  // namespace CLI
@@ -36,6 +38,9 @@ struct GlobalOptions {
   // user asked for a format explicitly.
   bool output_explicit = false;
   std::string fleet;  // --fleet, else $FINALSNAP_FLEET; empty means ./finalsnap.toml
+  // Cancelled by SIGINT, SIGTERM or SIGHUP while a cancellable command runs (signals.h); such a
+  // command passes it to its operation.
+  CancelToken cancel;
 };
 
 // A failed or refused operation. main prints it on stderr as
@@ -80,6 +85,9 @@ struct Command {
   CLI::App* app = nullptr;  // the subcommand, owned by the root App
   std::string operation;    // the aws-style operation name for error lines, e.g. "Verify"
   std::function<CommandResult()> run;
+  // Runs an operation that must put nodes back when stopped: signals cancel
+  // GlobalOptions::cancel instead of ending the process.
+  bool cancellable = false;
 };
 
 }  // namespace finalsnap::cli

@@ -28,6 +28,7 @@ CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globa
   const Fleet& fleet = std::get<Fleet>(loaded);
 
   OperationOptions op;
+  op.cancel = globals.cancel;
   op.snapshot_from_replica = options.from_replica;
   ProgressLine progress("snapshot", StderrIsTerminal());
   op.progress = progress.Callback();
@@ -67,8 +68,10 @@ Command RegisterCreateSnapshotCommand(CLI::App& app, const GlobalOptions& global
   sub->add_flag("--from-replica", options->from_replica,
                 "Replication groups: capture each shard from an in-sync replica (once it has "
                 "applied everything the paused primary had), sparing the primary the fork");
-  return Command{sub, "CreateSnapshot",
+  Command command{sub, "CreateSnapshot",
                  [options, &globals] { return RunCreate(*options, globals); }};
+  command.cancellable = true;
+  return command;
 }
 
 }  // namespace finalsnap::cli

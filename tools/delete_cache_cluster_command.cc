@@ -58,6 +58,7 @@ CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globa
   }
 
   OperationOptions op;
+  op.cancel = globals.cancel;
   op.dry_run = options.dry_run;
   ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
   op.progress = progress.Callback();
@@ -95,8 +96,10 @@ Command RegisterDeleteCacheClusterCommand(CLI::App& app, const GlobalOptions& gl
                 "Do not ask for confirmation; required when standard input is not a terminal");
   sub->add_flag("--dry-run", options->dry_run,
                 "Run the preflight gates and print the plan; change nothing");
-  return Command{sub, "DeleteCacheCluster",
+  Command command{sub, "DeleteCacheCluster",
                  [options, &globals] { return RunDelete(*options, globals); }};
+  command.cancellable = true;
+  return command;
 }
 
 }  // namespace finalsnap::cli

@@ -48,6 +48,7 @@ CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOpti
   }
 
   OperationOptions op;
+  op.cancel = globals.cancel;
   op.dry_run = options.dry_run;
   op.snapshot_from_replica = options.from_replica;
   ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
@@ -99,8 +100,10 @@ Command RegisterDeleteReplicationGroupCommand(CLI::App& app, const GlobalOptions
                 "Do not ask for confirmation; required when standard input is not a terminal");
   sub->add_flag("--dry-run", options->dry_run,
                 "Run the preflight gates and print the plan; change nothing");
-  return Command{sub, "DeleteReplicationGroup",
+  Command command{sub, "DeleteReplicationGroup",
                  [options, &globals] { return RunDeleteGroup(*options, globals); }};
+  command.cancellable = true;
+  return command;
 }
 
 }  // namespace finalsnap::cli

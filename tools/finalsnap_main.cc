@@ -25,6 +25,7 @@
 #include "describe_snapshots_command.h"
 #include "restore_command.h"
 #include "serve_command.h"
+#include "signals.h"
 #include "verify_command.h"
 
 namespace finalsnap::cli {
@@ -189,7 +190,9 @@ int Run(int argc, char** argv) {
   globals.output_explicit = output_option->count() > 0;
 
   for (const Command& command : commands) {
-    if (command.app->parsed()) return Execute(command);
+    if (!command.app->parsed()) continue;
+    if (command.cancellable) CancelOnSignals(globals.cancel);
+    return Execute(command);
   }
   // require_subcommand(1) makes this unreachable; keep the exit code honest regardless.
   std::cerr << app.help() << std::flush;

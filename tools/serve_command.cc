@@ -64,6 +64,7 @@ CommandResult RunServe(const std::string& listen, const GlobalOptions& globals) 
     }
     options.listen = std::get<Endpoint>(parsed);
   }
+  options.stop = globals.cancel;  // SIGINT, SIGTERM and SIGHUP stop the server cleanly (exit 0)
   options.log = [](std::string_view line) { std::cerr << Now() << " " << line << std::endl; };
   options.on_listening = [](const Endpoint& bound, const std::function<void()>&) {
     if (!IsLoopback(bound.host)) {
@@ -88,14 +89,16 @@ CommandResult RunServe(const std::string& listen, const GlobalOptions& globals) 
 Command RegisterServeCommand(CLI::App& app, const GlobalOptions& globals) {
   CLI::App* sub = app.add_subcommand(
       "serve",
-      "Serve the ElastiCache Query API (the aws CLI with --endpoint-url drives it) until SIGINT "
-      "or SIGTERM; running operations reach a safe point before it exits.");
+      "Serve the ElastiCache Query API (the aws CLI with --endpoint-url drives it) until SIGINT, "
+      "SIGTERM or SIGHUP; running operations reach a safe point before it exits.");
   // Owned by the closure, which outlives parsing: CLI11 writes the value here.
   auto listen = std::make_shared<std::string>();
   sub->add_option("--listen", *listen,
                   "HOST:PORT to listen on (default [api] listen, 127.0.0.1:8080; port 0 picks a "
                   "free one)");
-  return Command{sub, "Serve", [listen, &globals] { return RunServe(*listen, globals); }};
+  Command command{sub, "Serve", [listen, &globals] { return RunServe(*listen, globals); }};
+  command.cancellable = true;
+  return command;
 }
 
 }  // namespace finalsnap::cli

@@ -235,6 +235,7 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, const RunOptions&
     ::waitpid(pid, &status, 0);
     throw std::runtime_error(ErrnoText("RunCommand: cannot run '" + program + "'", exec_errno));
   }
+  if (options.on_started) options.on_started(static_cast<int>(pid));
 
   const auto deadline = Clock::now() + options.timeout;
   SetNonBlocking(out_read.get());

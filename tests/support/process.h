@@ -11,6 +11,7 @@
 #define FINALSNAP_TESTS_SUPPORT_PROCESS_H_
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -28,6 +29,9 @@ struct RunOptions {
   // newline are typed, or, without one, end of input (Ctrl-D).
   bool terminal = false;
   std::optional<std::string> terminal_answer;
+  // Called in the parent, on the calling thread, once the child has started: a test that must
+  // signal the child while RunCommand waits for it keeps the pid (from another thread).
+  std::function<void(int pid)> on_started;
   // The child is killed (SIGKILL to its process group) when the deadline passes.
   std::chrono::milliseconds timeout{60'000};
   // Environment variables set (or, with std::nullopt, removed) on top of the parent's.

@@ -17,9 +17,10 @@
 // deleted targets, events) lives in [api] state and survives a restart; an operation cut short
 // by a crash is reported as interrupted, never as done.
 //
-// Serve runs until SIGINT or SIGTERM (or request_stop), then stops accepting, lets running
-// operations reach a safe point (they watch the same signals: the capture is cancelled, the node
-// unpaused and put back) and returns once they have ended. The implementation is
+// Serve runs until ServeOptions::stop is cancelled (or request_stop is called), then stops
+// accepting, cancels the running operations so that they reach a safe point (the capture
+// stopped, the node unpaused and put back) and returns once they have ended. It installs no
+// signal handlers: `finalsnap serve` cancels the token on SIGINT, SIGTERM and SIGHUP. The implementation is
 // engine/api_server.cc; this header includes no libuv header.
 #ifndef FINALSNAP_API_H_
 #define FINALSNAP_API_H_
@@ -28,16 +29,20 @@
 #include <optional>
 #include <string_view>
 
+#include "finalsnap/cancel.h"
 #include "finalsnap/fleet.h"
 #include "finalsnap/status.h"
 
 namespace finalsnap {
 
 struct ServeOptions {
+  // Cancel it from any thread to stop the server (its reason goes to the log and to the
+  // refusal of every operation still running).
+  CancelToken stop;
   // Overrides [api] listen. Port 0 picks a free port (reported to on_listening).
   std::optional<Endpoint> listen;
   // Called once the server listens, on the server's thread, with the address it is bound to and
-  // a function that asks the server to stop as SIGTERM does. request_stop may be called from
+  // a function that asks the server to stop as cancelling `stop` does. request_stop may be called from
   // any thread, until Serve returns.
   std::function<void(const Endpoint& bound, std::function<void()> request_stop)> on_listening;
   // One line per request and per operation event worth a log line. Called from several threads,

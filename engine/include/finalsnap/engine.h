@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "finalsnap/cancel.h"
 #include "finalsnap/fleet.h"
 #include "finalsnap/storage.h"
 
@@ -39,6 +40,11 @@ struct OperationOptions {
   // (ElastiCache: "freshest data").
   bool snapshot_from_replica = false;
   std::function<void(const TransferProgress&)> progress;
+  // Cancel it (from any thread) to stop the operation: it refuses at its next step with fault
+  // "Interrupted" and the token's reason, after unpausing and putting the nodes back. Nothing
+  // is shut down once cancelled; a shutdown already under way is finished. The engine installs
+  // no signal handlers: the caller maps signals to this token (finalsnap/cancel.h).
+  CancelToken cancel;
 };
 
 // ElastiCache's CacheCluster, as far as a self-hosted node has the fields.
