@@ -9,9 +9,6 @@
 // Every refusal goes through Refuse(): unpause, put the node's config back, drop the partial
 // snapshot, record the failed gate. Nothing is ever shut down after a failed gate.
 #include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +25,7 @@
 #include "node_client.h"
 #include "pipeline.h"
 #include "repl_stream.h"
+#include "tcp_probe.h"
 #include "topology.h"
 
 namespace finalsnap {
@@ -81,40 +79,6 @@ std::string Hex64(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-// One TCP connect attempt to host:port with a 500 ms limit: empty if it connected, else why not
-// ("connection refused", "timed out", ...). Blocking, for the destroy's final check only.
-std::string ProbeTcp(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
-    return "cannot resolve " + host;
-  }
-  std::string why;
-  const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    why = std::string("socket: ") + std::strerror(errno);
-  } else if (::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
-    why.clear();
-  } else if (errno != EINPROGRESS) {
-    why = std::strerror(errno);
-  } else {
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, 500) <= 0) {
-      why = "timed out";
-    } else {
-      int err = 0;
-      socklen_t len = sizeof err;
-      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      why = err == 0 ? std::string() : std::string(std::strerror(err));
-    }
-  }
-  if (fd >= 0) ::close(fd);
-  freeaddrinfo(res);
-  for (char& c : why) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return why;
 }
 
 // A refusal travelling up from a step: the gate, the fault and the message.
@@ -1276,7 +1240,8 @@ Task<std::optional<Refusal>> Operation::ShutDown(detail::GroupNode& node) {
   const double deadline = Ms() + 10000;
   std::string last;
   for (;;) {
-    last = ProbeTcp(node.address.host, node.address.port);
+    detail::TcpProbe probe(loop_, node.address.host, node.address.port, milliseconds(500));
+    last = co_await probe;
     if (last.empty() || last.find("refused") == std::string::npos) {
       if (Ms() > deadline) {
         Gate("nodes-shutdown", "destroy", false,
