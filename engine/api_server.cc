@@ -251,6 +251,10 @@ void ApiService::RunOperation(ApiOperation op) {
         op.snapshot_name.empty() ? std::nullopt : std::optional<std::string>(op.snapshot_name);
     OperationOptions options;
     options.cancel = cancel_;
+    // Gate verdicts become events as they happen: DescribeEvents shows a delete in progress.
+    options.observer = [this, &op](const OperationEvent& e) {
+      if (e.kind == OperationEvent::Kind::kGate) state_->RecordGate(op.id, e.gate);
+    };
     if (op.action == "DeleteCacheCluster") {
       result = finalsnap::DeleteCacheCluster(fleet_, op.target_id, snapshot, options);
     } else if (op.action == "DeleteReplicationGroup") {

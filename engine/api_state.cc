@@ -331,6 +331,28 @@ std::variant<ApiOperation, ApiError> ApiState::Begin(ApiOperation op, const std:
   return op;
 }
 
+void ApiState::AddGateEventLocked(const ApiOperation& op, const GateVerdict& gate,
+                                  Clock::time_point now) {
+  auto date = op.started + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double, std::milli>(gate.at_ms));
+  if (date > now) date = now;
+  std::string line =
+      "Gate " + gate.gate + " (" + gate.phase + ") " + (gate.passed ? "passed" : "REFUSED");
+  if (!gate.node.empty()) line += " on " + gate.node;
+  line += ": " + gate.evidence;
+  AddEventLocked(date, op.source_type, op.target_id, std::move(line));
+}
+
+void ApiState::RecordGate(const std::string& id, const GateVerdict& gate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(operations_.begin(), operations_.end(),
+                         [&](const ApiOperation& op) { return op.id == id; });
+  if (it == operations_.end() || it->status != "running") return;
+  AddGateEventLocked(*it, gate, Clock::now());
+  ++it->gates_recorded;
+  // Not saved here: the operation's loop waits while this runs, and Finish saves every event.
+}
+
 void ApiState::Finish(const std::string& id, const OperationResult& result) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find_if(operations_.begin(), operations_.end(),
@@ -344,16 +366,9 @@ void ApiState::Finish(const std::string& id, const OperationResult& result) {
   op.failed_gate = result.failed_gate;
   op.status = result.ok ? "succeeded" : (result.fault == "Interrupted" ? "interrupted" : "failed");
 
-  // One event per verdict, dated when it was reached (the engine reports them at the end).
-  for (const GateVerdict& gate : result.gates) {
-    auto date = op.started + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double, std::milli>(gate.at_ms));
-    if (date > now) date = now;
-    std::string line =
-        "Gate " + gate.gate + " (" + gate.phase + ") " + (gate.passed ? "passed" : "REFUSED");
-    if (!gate.node.empty()) line += " on " + gate.node;
-    line += ": " + gate.evidence;
-    AddEventLocked(date, op.source_type, op.target_id, std::move(line));
+  // One event per verdict not yet recorded live (RecordGate), dated when it was reached.
+  for (size_t i = op.gates_recorded; i < result.gates.size(); ++i) {
+    AddGateEventLocked(op, result.gates[i], now);
   }
   for (const std::string& note : result.notes) {
     AddEventLocked(now, op.source_type, op.target_id, "Note: " + note);

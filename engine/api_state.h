@@ -65,6 +65,9 @@ struct ApiOperation {
   std::string engine;
   std::string engine_version;
   std::string request_id;
+  // Gate verdicts already recorded as events while the operation ran (RecordGate); Finish adds
+  // only the ones after them. Not saved: a restarted server has no running operation.
+  size_t gates_recorded = 0;
 
   // DeleteCacheCluster and DeleteReplicationGroup destroy; CreateSnapshot does not.
   bool destroys() const { return action.rfind("Delete", 0) == 0; }
@@ -89,6 +92,10 @@ class ApiState {
   // fault), or its snapshot name is claimed by a running operation (SnapshotAlreadyExistsFault).
   // The check and the registration are one step. Records `event` for the target, then saves.
   std::variant<ApiOperation, ApiError> Begin(ApiOperation op, const std::string& event);
+
+  // Records one gate verdict of running operation `id` as an event, as it happens, so that
+  // DescribeEvents shows a delete in progress. Kept in memory until Finish saves.
+  void RecordGate(const std::string& id, const GateVerdict& gate);
 
   // Records how operation `id` ended: its status, one event per gate verdict (dated when the
   // gate was reached) and per note, and one for the outcome, naming the gate that refused. A
@@ -118,6 +125,9 @@ class ApiState {
   explicit ApiState(std::filesystem::path dir, int lock_fd);
   void AddEventLocked(std::chrono::system_clock::time_point date, std::string_view source_type,
                       std::string_view source_id, std::string message);
+  // "Gate <gate> (<phase>) passed|REFUSED [on <node>]: <evidence>", dated when it was reached.
+  void AddGateEventLocked(const ApiOperation& op, const GateVerdict& gate,
+                          std::chrono::system_clock::time_point now);
   std::optional<std::string> LoadLocked();
   // Writes state.json; a failure is remembered and reported by the next successful save (the
   // API keeps working from memory rather than refusing every request).

@@ -204,6 +204,21 @@ class Operation {
     v.node = node;
     v.at_ms = Ms() - start_ms_;
     result_.gates.push_back(v);
+    if (options_.observer) {
+      OperationEvent e;
+      e.kind = OperationEvent::Kind::kGate;
+      e.phase = phase;
+      e.gate = v;
+      options_.observer(e);
+    }
+  }
+  // Announces a phase to the observer, once, as the operation enters it.
+  void Enter(const std::string& phase) {
+    if (!options_.observer) return;
+    OperationEvent e;
+    e.kind = OperationEvent::Kind::kPhase;
+    e.phase = phase;
+    options_.observer(e);
   }
 
   bool Destroys() const { return finish_ != Finish::kKeep; }
@@ -298,6 +313,7 @@ class Operation {
 
 Task<OperationResult> Operation::Main() {
   start_ms_ = Ms();
+  Enter("preflight");
   std::optional<Refusal> refusal = co_await Preflight();
   if (!refusal && options_.dry_run) {
     result_.ok = true;
@@ -339,14 +355,26 @@ Task<OperationResult> Operation::Main() {
   if (!refusal) refusal = Interrupted();
   if (!refusal && snapshot_name_) refusal = co_await PrepareCaptures();
   if (!refusal) refusal = Interrupted();
-  if (!refusal) refusal = co_await Quiesce();
+  if (!refusal) {
+    Enter("quiesce");
+    refusal = co_await Quiesce();
+  }
   if (!refusal) refusal = Interrupted();
-  if (!refusal && snapshot_name_) refusal = co_await Capture();
+  if (!refusal && snapshot_name_) {
+    Enter("capture");
+    refusal = co_await Capture();
+  }
   if (refusal && interrupted_) refusal = Interrupted();  // the capture failed because of it
   if (!refusal) refusal = Interrupted();
-  if (!refusal && snapshot_name_) refusal = co_await Store();
+  if (!refusal && snapshot_name_) {
+    Enter("store");
+    refusal = co_await Store();
+  }
   if (!refusal) refusal = Interrupted();
-  if (!refusal && Destroys()) refusal = co_await Destroy();
+  if (!refusal && Destroys()) {
+    Enter("destroy");
+    refusal = co_await Destroy();
+  }
 
   if (refusal) {
     // Refuse: writes resume, the nodes are left as they were, no partial snapshot remains.
@@ -867,14 +895,16 @@ Task<int> Operation::RestoreConfig(ShardRun& run) {
 }
 
 void Operation::Progress() {
-  if (!options_.progress) return;
-  TransferProgress p;
+  if (!options_.observer) return;
+  OperationEvent e;
+  e.kind = OperationEvent::Kind::kProgress;
+  e.phase = "capture";
   for (const auto& run : runs_) {
-    p.bytes += run->progress_bytes;
-    p.expected += run->source->facts.used_memory;
+    e.progress.bytes += run->progress_bytes;
+    e.progress.expected += run->source->facts.used_memory;
   }
-  p.seconds = (Ms() - transfer_start_ms_) / 1000.0;
-  options_.progress(p);
+  e.progress.seconds = (Ms() - transfer_start_ms_) / 1000.0;
+  options_.observer(e);
 }
 
 Task<std::optional<Refusal>> Operation::Capture() {

@@ -253,9 +253,13 @@ ProgressLine::ProgressLine(std::string label, bool enabled)
 
 ProgressLine::~ProgressLine() { Finish(); }
 
-std::function<void(const TransferProgress&)> ProgressLine::Callback() {
+std::function<void(const OperationEvent&)> ProgressLine::Observer() {
   if (!enabled_) return {};
-  return [this](const TransferProgress& p) { Update(p.bytes, p.expected, p.seconds); };
+  return [this](const OperationEvent& e) {
+    if (e.kind == OperationEvent::Kind::kProgress) {
+      Update(e.progress.bytes, e.progress.expected, e.progress.seconds);
+    }
+  };
 }
 
 void ProgressLine::Update(uint64_t done, uint64_t expected, double seconds, bool force) {

@@ -90,8 +90,9 @@ class ProgressLine {
   ProgressLine(const ProgressLine&) = delete;
   ProgressLine& operator=(const ProgressLine&) = delete;
 
-  // The callback for OperationOptions::progress; empty (no reporting at all) when disabled.
-  std::function<void(const TransferProgress&)> Callback();
+  // An OperationOptions::observer that draws the transfer's progress events; empty (no
+  // reporting at all) when disabled.
+  std::function<void(const OperationEvent&)> Observer();
   // Draws `done` of `expected` bytes `seconds` after the start (throttled unless `force`).
   void Update(uint64_t done, uint64_t expected, double seconds, bool force = false);
   // Draws the latest values if the throttle held them back, then ends the line with a newline

@@ -31,7 +31,7 @@ CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globa
   op.cancel = globals.cancel;
   op.snapshot_from_replica = options.from_replica;
   ProgressLine progress("snapshot", StderrIsTerminal());
-  op.progress = progress.Callback();
+  op.observer = progress.Observer();
   const bool group = !options.replication_group_id.empty();
   const OperationResult result =
       group ? CreateReplicationGroupSnapshot(fleet, options.replication_group_id,

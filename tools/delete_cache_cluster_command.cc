@@ -61,7 +61,7 @@ CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globa
   op.cancel = globals.cancel;
   op.dry_run = options.dry_run;
   ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
-  op.progress = progress.Callback();
+  op.observer = progress.Observer();
   const OperationResult result = DeleteCacheCluster(fleet, options.cache_cluster_id, snapshot, op);
   progress.Finish();
 

@@ -52,7 +52,7 @@ CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOpti
   op.dry_run = options.dry_run;
   op.snapshot_from_replica = options.from_replica;
   ProgressLine progress("final snapshot", snapshot.has_value() && StderrIsTerminal());
-  op.progress = progress.Callback();
+  op.observer = progress.Observer();
   const OperationResult result = DeleteReplicationGroup(
       fleet, options.replication_group_id, snapshot, options.retain_primary_cluster, op);
   progress.Finish();

@@ -750,7 +750,7 @@ class Demo {
     {
       ProgressLine progress("   final snapshot", StderrIsTerminal());
       OperationOptions op;
-      op.progress = progress.Callback();
+      op.observer = progress.Observer();
       result_ = DeleteCacheCluster(fleet, kClusterId, std::string(kSnapshotName), op);
       progress.Finish();
     }

@@ -547,6 +547,36 @@ TEST_F(ApiCacheClusterTest, SnapshotLifecycleAndFaults) {
   EXPECT_EQ(server_.Command("DBSIZE").integer, dbsize_);
 }
 
+// Gate verdicts reach DescribeEvents as they happen: with the RDB stream held part way by the
+// proxy, the events already list the preflight and quiesce gates, and nothing of the destroy;
+// once the stream is let go the delete finishes and its remaining gates follow.
+TEST_F(ApiCacheClusterTest, EventsShowGatesWhileTheOperationRuns) {
+  proxy_->StallAt(kStallOffset, TcpProxy::kEveryConnection);
+  AwsOk({"delete-cache-cluster", "--cache-cluster-id", kCluster, "--final-snapshot-identifier",
+         kFinal},
+        "DeleteCacheCluster");
+  ASSERT_TRUE(proxy_->WaitFor([&] { return proxy_->stalled() > 0; }, kDeadline)) << serve_->Log();
+  std::vector<std::string> events = EventMessages("cache-cluster", kCluster);
+  EXPECT_TRUE(AnyContains(events, "Gate target-resolved (preflight) passed"))
+      << json(events).dump(1);
+  EXPECT_TRUE(AnyContains(events, "Gate snapshot-name-free (preflight) passed"))
+      << json(events).dump(1);
+  EXPECT_TRUE(AnyContains(events, "Gate writes-paused (quiesce) passed")) << json(events).dump(1);
+  EXPECT_FALSE(AnyContains(events, "Gate rdb-complete")) << json(events).dump(1);
+  EXPECT_FALSE(AnyContains(events, "Gate nodes-shutdown")) << json(events).dump(1);
+  proxy_->Resume();
+  WaitUntil([&] { return SnapshotStatus(kFinal) == "available"; }, "the snapshot to be available");
+  EXPECT_TRUE(server_.WaitForExit(kDeadline).has_value()) << "the node still runs";
+  WaitUntil(
+      [&] { return AnyContains(EventMessages("cache-cluster", kCluster), "Gate nodes-shutdown"); },
+      "the destroy's gate to be listed");
+  // Each verdict is listed once: the live ones are not repeated when the operation ends.
+  events = EventMessages("cache-cluster", kCluster);
+  size_t paused = 0;
+  for (const std::string& e : events) paused += e.find("Gate writes-paused") != std::string::npos;
+  EXPECT_EQ(paused, 1u) << json(events).dump(1);
+}
+
 // The CLI's reproduction, through the real aws CLI: a name parameter sent empty or blank (an
 // unset variable in a script) is refused with InvalidParameterValue, and the node keeps running
 // with its data; nothing is stored and no operation starts.

@@ -529,9 +529,36 @@ TEST_P(EngineCreateSnapshotTest, NodeKeepsRunningWithConfigRestored) {
   spec.port = server.port();
   spec.capture = FleetCapture(GetParam());
   const Fleet fleet = MakeFleet(spec);
-  const OperationResult r = CreateSnapshot(fleet, kClusterId, "snap-1");
+  std::vector<OperationEvent> events;
+  OperationOptions options;
+  options.observer = [&](const OperationEvent& e) { events.push_back(e); };
+  const OperationResult r = CreateSnapshot(fleet, kClusterId, "snap-1", options);
 
   ExpectAllPassed(r, kSnapshotGates);
+  // The observer saw the same verdicts as they happened, each after its phase began, the
+  // phases in order, and the transfer's progress during the capture.
+  std::vector<std::string> phases;
+  std::vector<std::string> gates;
+  size_t progress = 0;
+  for (const OperationEvent& e : events) {
+    switch (e.kind) {
+      case OperationEvent::Kind::kPhase:
+        phases.push_back(e.phase);
+        break;
+      case OperationEvent::Kind::kGate:
+        ASSERT_FALSE(phases.empty());
+        EXPECT_EQ(e.gate.phase, phases.back()) << e.gate.gate;
+        gates.push_back(e.gate.gate);
+        break;
+      case OperationEvent::Kind::kProgress:
+        EXPECT_EQ(phases.back(), "capture");
+        ++progress;
+        break;
+    }
+  }
+  EXPECT_EQ(phases, std::vector<std::string>({"preflight", "quiesce", "capture", "store"}));
+  EXPECT_EQ(gates, GateNames(r));
+  EXPECT_GT(progress, 0u);
   EXPECT_EQ(r.cluster.status, "available");
   ASSERT_TRUE(r.snapshot.has_value()) << Describe(r);
   EXPECT_EQ(r.snapshot->final_snapshot_of, "");
@@ -948,11 +975,11 @@ TEST_P(EngineKillTest, NodeKilledMidTransfer) {
   bool killed = false;
   uint64_t killed_at = 0;
   OperationOptions options;
-  options.progress = [&](const TransferProgress& p) {
-    if (!killed && p.bytes >= (1u << 20)) {
+  options.observer = [&](const OperationEvent& e) {
+    if (e.kind == OperationEvent::Kind::kProgress && !killed && e.progress.bytes >= (1u << 20)) {
       server.Kill(SIGKILL);
       killed = true;
-      killed_at = p.bytes;
+      killed_at = e.progress.bytes;
     }
   };
   const OperationResult r = DeleteCacheCluster(fleet, kClusterId, std::string("killed"), options);
@@ -1102,7 +1129,8 @@ TEST_P(EngineProxyTest, CommandConnectionLostMidTransfer) {
   const Fleet fleet = MakeFleet(spec);
   bool cut = false;
   OperationOptions options;
-  options.progress = [&](const TransferProgress&) {
+  options.observer = [&](const OperationEvent& e) {
+    if (e.kind != OperationEvent::Kind::kProgress) return;
     if (!cut) proxy_->CutNow(kCommandConnection);
     cut = true;
   };

@@ -377,7 +377,8 @@ TEST_F(GroupTest, ReplicaKilledDuringTheOperationShutsNothingDown) {
   OperationOptions options;
   std::atomic<bool> killed{false};
   RedisServer* victim = &group_->replica(0);
-  options.progress = [&](const TransferProgress&) {
+  options.observer = [&](const OperationEvent& e) {
+    if (e.kind != OperationEvent::Kind::kProgress) return;
     if (!killed.exchange(true)) victim->Kill(SIGKILL);
   };
   const OperationResult r =
@@ -452,8 +453,8 @@ TEST_F(SentinelGroupTest, FailoverDuringTheOperationShutsNothingDown) {
   OperationOptions options;
   std::atomic<bool> asked{false};
   std::string failover_reply;
-  options.progress = [&](const TransferProgress&) {
-    if (asked.exchange(true)) return;
+  options.observer = [&](const OperationEvent& e) {
+    if (e.kind != OperationEvent::Kind::kProgress || asked.exchange(true)) return;
     failover_reply = sentinels_->Command(0, "SENTINEL", "FAILOVER", sentinels_->master_name()).ToString();
     // Hold the operation until a replica has taken over, so the destroy meets the new roles.
     const auto until = Clock::now() + milliseconds(20'000);
@@ -635,7 +636,8 @@ TEST_F(ClusterGroupTest, ReplicaKilledDuringTheOperationShutsNothingDown) {
   OperationOptions options;
   std::atomic<bool> killed{false};
   RedisServer* victim = cluster_->replicas(1).at(0);
-  options.progress = [&](const TransferProgress&) {
+  options.observer = [&](const OperationEvent& e) {
+    if (e.kind != OperationEvent::Kind::kProgress) return;
     if (!killed.exchange(true)) victim->Kill(SIGKILL);
   };
   const OperationResult r =

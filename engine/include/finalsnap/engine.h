@@ -32,6 +32,20 @@ struct TransferProgress {
   double seconds = 0;          // since the transfer began
 };
 
+// What an operation reports while it runs, in order, on the operation's thread: the one event
+// stream that the CLI's progress line, the API's DescribeEvents and an embedding program read.
+struct OperationEvent {
+  enum class Kind {
+    kPhase,     // a phase begins: preflight, quiesce, capture, store, destroy
+    kGate,      // a gate's verdict, as OperationResult::gates will hold it
+    kProgress,  // bytes of the transfer so far (at most five times a second, and at the end)
+  };
+  Kind kind = Kind::kPhase;
+  std::string phase;          // kPhase: the phase begun; kGate: the gate's phase
+  GateVerdict gate;           // kGate
+  TransferProgress progress;  // kProgress
+};
+
 struct OperationOptions {
   bool dry_run = false;  // run the preflight gates and say what would be done; change nothing
   // Replication groups: take each shard's snapshot from an in-sync replica instead of its
@@ -39,7 +53,9 @@ struct OperationOptions {
   // primary had. The primary is still the one paused, and the default is the primary
   // (ElastiCache: "freshest data").
   bool snapshot_from_replica = false;
-  std::function<void(const TransferProgress&)> progress;
+  // Receives every OperationEvent as it happens. It must return quickly: the operation's loop
+  // (pause renewals included) waits while it runs.
+  std::function<void(const OperationEvent&)> observer;
   // Cancel it (from any thread) to stop the operation: it refuses at its next step with fault
   // "Interrupted" and the token's reason, after unpausing and putting the nodes back. Nothing
   // is shut down once cancelled; a shutdown already under way is finished. The engine installs
