@@ -12,12 +12,17 @@
 //                       are theirs, not the pipeline's
 //   ratio               RDB bytes / stored bytes
 //
-//   finalsnap_bench --benchmark_filter=Pipeline
+//   finalsnap_pipeline_bench
+//   finalsnap_pipeline_bench --write_rdb=FILE   writes the RDB it uses and exits, so that a
+//                                               script (bench/guard) can time the zstd CLI on
+//                                               the very same bytes
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -103,3 +108,20 @@ BENCHMARK(BM_Pipeline)
     ->UseRealTime();
 
 }  // namespace
+
+int main(int argc, char** argv) {
+  constexpr std::string_view kWrite = "--write_rdb=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.rfind(kWrite, 0) != 0) continue;
+    const std::vector<uint8_t>& rdb = CacheLikeRdb();
+    std::ofstream out(std::string(arg.substr(kWrite.size())), std::ios::binary);
+    out.write(reinterpret_cast<const char*>(rdb.data()), static_cast<std::streamsize>(rdb.size()));
+    return out.good() ? 0 : 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -42,14 +42,7 @@ log "loading $SIZE_MB MB of mixed data"
 used=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
 log "used_memory $used bytes"
 
-cat >"$work/fleet.toml" <<EOF
-[storage]
-path = "snapshots"
-compression = "zstd"
-level = 1
-[cache_clusters.bench]
-endpoint = "127.0.0.1:$port"
-EOF
+write_fleet "$work/fleet.toml" bench "$port"
 
 # Wall time at millisecond resolution: GNU time's %e has 10 ms steps.
 wall() {

@@ -89,3 +89,37 @@ stop_redis() {
 seconds_since() {
   awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'
 }
+
+# The smaller of two decimal numbers, e.g. for the best of several timed rounds.
+min_of() {
+  awk -v a="$1" -v b="$2" 'BEGIN { print (b < a ? b : a) }'
+}
+
+# timed_run DIR NAME DEADLINE_S CMD...: runs CMD, killed after DEADLINE_S seconds, with its stdout
+# and stderr in DIR/NAME.out and DIR/NAME.err. Sets T_SECONDS (wall, millisecond resolution:
+# GNU time's %e has 10 ms steps), T_RSS_KB (peak RSS, GNU time's %M) and T_RC (CMD's exit status;
+# 124 when the deadline passed).
+timed_run() {
+  local dir=$1 name=$2 deadline=$3 t0
+  shift 3
+  T_RC=0
+  t0=$EPOCHREALTIME
+  /usr/bin/time -f %M -o "$dir/$name.rss" timeout --foreground -k 5 "$deadline" "$@" \
+    >"$dir/$name.out" 2>"$dir/$name.err" || T_RC=$?
+  T_SECONDS=$(seconds_since "$t0")
+  # GNU time puts "Command exited with non-zero status N" before the %M line when CMD fails.
+  T_RSS_KB=$(tail -n 1 "$dir/$name.rss")
+}
+
+# write_fleet FILE NAME PORT: a fleet file with one cache cluster NAME at 127.0.0.1:PORT whose
+# snapshots go, zstd -1 compressed, to snapshots/ beside FILE.
+write_fleet() {
+  cat >"$1" <<FLEET
+[storage]
+path = "snapshots"
+compression = "zstd"
+level = 1
+[cache_clusters.$2]
+endpoint = "127.0.0.1:$3"
+FLEET
+}
