@@ -1,6 +1,7 @@
 // The API server (finalsnap/api.h, api_server.h): authentication, the ElastiCache actions, the
 // operation threads, and Serve(), which runs it all on one libuv loop.
 #include "api_server.h"
+#include "finalsnap/text.h"
 
 #include <algorithm>
 #include <atomic>
@@ -23,12 +24,6 @@ namespace detail {
 namespace {
 
 using Clock = std::chrono::system_clock;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool IsFormContentType(std::string_view type) {
   const std::string lower = Lower(type);

@@ -11,17 +11,6 @@
 
 namespace finalsnap {
 
-bool IsBlank(std::string_view value) {
-  return value.find_first_not_of(" \t\n\r\f\v") == std::string_view::npos;
-}
-
-bool IdEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 namespace {
 
 struct FaultEntry {

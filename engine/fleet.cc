@@ -7,6 +7,7 @@
 // shuts servers down. Each step returns false after recording the first error, and that error is
 // the one reported, so a file is fixed one message at a time, top to bottom within each table.
 #include "finalsnap/fleet.h"
+#include "finalsnap/text.h"
 
 #include <toml++/toml.h>
 
@@ -41,21 +42,8 @@ constexpr size_t kMaxAccessKeyIdLength = 128;
 
 // --- String helpers. All comparisons are ASCII: ids and keys are ASCII by their own rules.
 
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 bool IsAsciiLetter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return AsciiLower(x) == AsciiLower(y);
-         });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
 
 // Optimal string alignment distance (Levenshtein plus swaps of adjacent characters), ignoring
 // case, so that "endpiont" and "Endpoint" both count as near "endpoint", as a reader would.

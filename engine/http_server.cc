@@ -1,5 +1,6 @@
 // HttpServer (http_server.h): connections around Debian's http-parser.
 #include "http_server.h"
+#include "finalsnap/text.h"
 
 #include <http_parser.h>
 #include <netdb.h>
@@ -17,17 +18,6 @@
 namespace finalsnap::detail {
 
 namespace {
-
-bool NameEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string HttpDate() {
   const time_t now = ::time(nullptr);
@@ -60,7 +50,7 @@ std::string PeerName(const uv_tcp_t* tcp) {
 
 std::optional<std::string_view> HttpRequest::Header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
-    if (NameEquals(n, name)) return std::string_view(v);
+    if (EqualsIgnoreCase(n, name)) return std::string_view(v);
   }
   return std::nullopt;
 }
@@ -239,7 +229,7 @@ int HttpServer::Connection::OnHeadersComplete(http_parser* p) {
   c->current.path = c->current.target.substr(0, question);
   c->current.query = question == std::string::npos ? "" : c->current.target.substr(question + 1);
   if (std::optional<std::string_view> expect = c->current.Header("expect");
-      expect && NameEquals(*expect, "100-continue")) {
+      expect && EqualsIgnoreCase(*expect, "100-continue")) {
     // Asked to confirm before the body is sent (some clients do for any POST).
     static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
     auto* req = new uv_write_t;

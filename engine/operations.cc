@@ -21,6 +21,7 @@
 #include "async.h"
 #include "finalsnap/decoder.h"
 #include "finalsnap/engine.h"
+#include "finalsnap/text.h"
 #include "loop.h"
 #include "node_client.h"
 #include "pipeline.h"
@@ -72,13 +73,6 @@ std::string KeyspaceText(const std::map<uint64_t, rdb::DbCounts>& m) {
          std::to_string(c.expires) + " expires";
   }
   return s;
-}
-
-
-std::string Hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 // A refusal travelling up from a step: the gate, the fault and the message.
@@ -1330,17 +1324,6 @@ OperationResult Fault(std::string fault, std::string message, std::string_view i
   return r;
 }
 
-bool SameId(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // A cache cluster id: a standalone node of the fleet file, or a member of one of its groups
 // ("<group>-002", "<group>-0001-002"); nullopt if it is neither.
 std::optional<Target> ResolveCacheCluster(const Fleet& fleet, std::string_view id) {
@@ -1352,7 +1335,7 @@ std::optional<Target> ResolveCacheCluster(const Fleet& fleet, std::string_view i
     return t;
   }
   for (const ReplicationGroupEntry& g : fleet.replication_groups) {
-    if (id.size() <= g.id.size() + 1 || !SameId(id.substr(0, g.id.size()), g.id) ||
+    if (id.size() <= g.id.size() + 1 || !EqualsIgnoreCase(id.substr(0, g.id.size()), g.id) ||
         id[g.id.size()] != '-') {
       continue;
     }
@@ -1584,7 +1567,7 @@ std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
        detail::RunToCompletion(loop, Gather(std::move(groups)))) {
     for (const NodeGroupInfo& ng : g.node_groups) {
       for (const GroupMember& m : ng.members) {
-        if (id && !SameId(*id, m.cache_cluster_id)) continue;
+        if (id && !EqualsIgnoreCase(*id, m.cache_cluster_id)) continue;
         CacheClusterInfo info;
         info.cache_cluster_id = m.cache_cluster_id;
         info.replication_group_id = g.replication_group_id;

@@ -1,5 +1,6 @@
 // SigV4 verification (sigv4.h), with OpenSSL's SHA-256 and HMAC.
 #include "sigv4.h"
+#include "finalsnap/text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -27,12 +28,6 @@ int HexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 std::string_view Trim(std::string_view s) {

@@ -7,6 +7,8 @@
 // an fsync of the directory that holds it, so after a crash a reader sees either the old state
 // or the new one, never a snapshot whose files are not all on disk.
 #include "finalsnap/storage.h"
+#include "finalsnap/text.h"
+#include "unique_fd.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -52,39 +54,7 @@ constexpr int kMaxSlot = 16383;
 
 std::string ErrnoMessage(int err) { return std::generic_category().message(err); }
 
-// Closes a descriptor on every path out of a scope.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = LowerAscii(c);
-  return out;
-}
+using detail::UniqueFd;
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -96,12 +66,6 @@ std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 std::string RandomHex() {
   std::random_device device;
   const uint64_t value = (uint64_t{device()} << 32) ^ uint64_t { device() };
-  char buffer[17];
-  std::snprintf(buffer, sizeof buffer, "%016" PRIx64, value);
-  return buffer;
-}
-
-std::string Hex64(uint64_t value) {
   char buffer[17];
   std::snprintf(buffer, sizeof buffer, "%016" PRIx64, value);
   return buffer;

@@ -4,6 +4,7 @@
 // pending; the coroutine is resumed exactly once, by whichever of timer, lookup and connect
 // finishes first.
 #include "tcp_probe.h"
+#include "finalsnap/text.h"
 
 #include <netdb.h>
 
@@ -41,8 +42,7 @@ struct TcpProbe::State {
   void Complete(std::string why) {
     if (done) return;
     done = true;
-    for (char& c : why) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    *result = std::move(why);
+    *result = Lower(why);
     result = nullptr;
     if (lookup_pending) uv_cancel(reinterpret_cast<uv_req_t*>(&lookup));
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), OnClosed);

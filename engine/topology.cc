@@ -1,4 +1,5 @@
 #include "topology.h"
+#include "finalsnap/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -641,13 +642,7 @@ std::string SlotRangesText(const std::vector<std::pair<int, int>>& ranges) {
 
 GroupNode* Topology::FindMember(std::string_view id) const {
   for (const auto& n : nodes) {
-    if (n->cache_cluster_id.size() != id.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < id.size() && same; ++i) {
-      same = std::tolower(static_cast<unsigned char>(id[i])) ==
-             std::tolower(static_cast<unsigned char>(n->cache_cluster_id[i]));
-    }
-    if (same) return n.get();
+    if (EqualsIgnoreCase(n->cache_cluster_id, id)) return n.get();
   }
   return nullptr;
 }

@@ -4,6 +4,7 @@
 // One 1 MiB read buffer is reused for the whole file and the decoder owns one fixed output
 // buffer, so nothing here grows with the file. Reading stops at the first error.
 #include "finalsnap/verify.h"
+#include "unique_fd.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,20 +33,7 @@ constexpr size_t kAheadBuffers = 4;
 
 std::string ErrnoMessage(int err) { return std::generic_category().message(err); }
 
-// Closes the descriptor on every path out of VerifyFile.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using detail::UniqueFd;
 
 // Reads until `buffer` is full or the file ends, so that a short read (a pipe, a signal) is not
 // mistaken for the end of the file. Returns the bytes read, or -1 with errno set.

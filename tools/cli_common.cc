@@ -29,8 +29,6 @@ std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& glob
   return std::move(std::get<Fleet>(loaded));
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) { return IdEquals(a, b); }
-
 Json SnapshotJson(const Snapshot& snapshot) { return Json::parse(SnapshotToJson(snapshot)); }
 
 Json GatesJson(const std::vector<GateVerdict>& gates) {
@@ -135,11 +133,6 @@ std::string TextScalar(const Json& value) {
   if (value.is_boolean()) return value.get<bool>() ? "True" : "False";
   if (value.is_string()) return value.get<std::string>();
   return value.dump();
-}
-
-std::string Upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
 }
 
 bool IsScalar(const Json& value) { return !value.is_object() && !value.is_array(); }

@@ -33,8 +33,6 @@ using Json = nlohmann::ordered_json;
 // becomes InvalidParameterValue with FleetError::ToString() ("file:line:col: key k: why").
 std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
 
-// ASCII case-insensitive equality: ids are case-insensitive, as in ElastiCache (IdEquals).
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 // The snapshot as SnapshotToJson writes it, as an object rather than text.
 Json SnapshotJson(const Snapshot& snapshot);

@@ -21,18 +21,13 @@
 
 #include "finalsnap/fleet.h"
 #include "finalsnap/storage.h"
+#include "finalsnap/text.h"
 #include "finalsnap/verify.h"
 
 namespace finalsnap::cli {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string Hex64(uint64_t value) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, value);
-  return buf;
-}
 
 double Round(double value, int decimals) {
   const double scale = std::pow(10.0, decimals);

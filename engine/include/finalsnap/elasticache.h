@@ -22,19 +22,15 @@
 
 #include "finalsnap/engine.h"
 #include "finalsnap/storage.h"
+#include "finalsnap/text.h"
 
 namespace finalsnap {
 
 // Ordered, so that members appear in the order ElastiCache documents them.
 using ModelJson = nlohmann::ordered_json;
 
-// ASCII case-insensitive equality: ids are case-insensitive, as in ElastiCache.
-bool IdEquals(std::string_view a, std::string_view b);
-
-// A value that names nothing: empty or ASCII whitespace only. Both front ends refuse such a
-// value for every parameter or option given (InvalidParameterValue): giving one means "I want
-// this", so `FinalSnapshotIdentifier=` must never read as "no final snapshot".
-bool IsBlank(std::string_view value);
+// Ids are case-insensitive, as in ElastiCache: EqualsIgnoreCase under the vocabulary's name.
+inline bool IdEquals(std::string_view a, std::string_view b) { return EqualsIgnoreCase(a, b); }
 
 // A fault's wire identity: the error code the Query protocol puts in <Code> (the model's
 // `error.code`, which is not always the shape's name: InvalidCacheClusterStateFault is sent as
