@@ -1,6 +1,8 @@
 // Shared pieces of the fleet-aware subcommands (cli_common.h).
 #include "cli_common.h"
 
+#include <CLI/CLI.hpp>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -224,6 +226,22 @@ bool Confirm(const std::string& question) {
 }
 
 }  // namespace
+
+void AddYesFlag(CLI::App* sub, bool& yes) {
+  sub->add_flag("--yes,-y", yes,
+                "Do not ask for confirmation; required when standard input is not a terminal");
+}
+
+CLI::Option* AddDeleteOptions(CLI::App* sub, std::string& final_snapshot, bool& yes,
+                              bool& dry_run) {
+  CLI::Option* option =
+      sub->add_option("--final-snapshot-identifier", final_snapshot,
+                      "Name of the final snapshot to take first (leave the option out to delete "
+                      "without one)");
+  AddYesFlag(sub, yes);
+  sub->add_flag("--dry-run", dry_run, "Run the preflight gates and print the plan; change nothing");
+  return option;
+}
 
 std::optional<CommandResult> ConfirmDestructive(std::string_view command,
                                                 const std::string& question, bool yes) {

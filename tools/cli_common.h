@@ -24,6 +24,11 @@
 #include "finalsnap/fleet.h"
 #include "finalsnap/storage.h"
 
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
 namespace finalsnap::cli {
 
 // Ordered, so that fields print in the order ElastiCache documents them.
@@ -66,6 +71,14 @@ std::string HumanBytes(uint64_t bytes);
 
 // True when stderr is a terminal, where a redrawn progress line makes sense.
 bool StderrIsTerminal();
+
+// --yes, as every delete takes it.
+void AddYesFlag(CLI::App* sub, bool& yes);
+// What a delete of a target takes besides its id: --final-snapshot-identifier (returned; its
+// count() says whether it was given at all, which is what asks for a final snapshot), --yes and
+// --dry-run.
+CLI::Option* AddDeleteOptions(CLI::App* sub, std::string& final_snapshot, bool& yes,
+                              bool& dry_run);
 
 // The one gate every destructive command (a delete of any kind) passes before it contacts a
 // node or touches storage. With `yes` (--yes) it proceeds. Otherwise, when standard input and

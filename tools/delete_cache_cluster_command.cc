@@ -89,13 +89,7 @@ Command RegisterDeleteCacheClusterCommand(CLI::App& app, const GlobalOptions& gl
                   "The cache cluster to delete (case-insensitive)")
       ->required();
   options->final_snapshot_option =
-      sub->add_option("--final-snapshot-identifier", options->final_snapshot,
-                      "Name of the final snapshot to take first (leave the option out to delete "
-                      "without one)");
-  sub->add_flag("--yes,-y", options->yes,
-                "Do not ask for confirmation; required when standard input is not a terminal");
-  sub->add_flag("--dry-run", options->dry_run,
-                "Run the preflight gates and print the plan; change nothing");
+      AddDeleteOptions(sub, options->final_snapshot, options->yes, options->dry_run);
   Command command{sub, "DeleteCacheCluster",
                  [options, &globals] { return RunDelete(*options, globals); }};
   command.cancellable = true;

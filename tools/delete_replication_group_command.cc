@@ -89,17 +89,11 @@ Command RegisterDeleteReplicationGroupCommand(CLI::App& app, const GlobalOptions
                   "The replication group to delete (case-insensitive)")
       ->required();
   options->final_snapshot_option =
-      sub->add_option("--final-snapshot-identifier", options->final_snapshot,
-                      "Name of the final snapshot to take first (leave the option out to delete "
-                      "without one)");
+      AddDeleteOptions(sub, options->final_snapshot, options->yes, options->dry_run);
   sub->add_flag("--retain-primary-cluster", options->retain_primary_cluster,
                 "Shut down the replicas only; keep the primary running (one shard only)");
   sub->add_flag("--from-replica", options->from_replica,
                 "Capture each shard from an in-sync replica instead of its primary");
-  sub->add_flag("--yes,-y", options->yes,
-                "Do not ask for confirmation; required when standard input is not a terminal");
-  sub->add_flag("--dry-run", options->dry_run,
-                "Run the preflight gates and print the plan; change nothing");
   Command command{sub, "DeleteReplicationGroup",
                  [options, &globals] { return RunDeleteGroup(*options, globals); }};
   command.cancellable = true;

@@ -57,8 +57,7 @@ Command RegisterDeleteSnapshotCommand(CLI::App& app, const GlobalOptions& global
   auto options = std::make_shared<DeleteSnapshotOptions>();
   sub->add_option("--snapshot-name", options->name, "The snapshot to delete (case-insensitive)")
       ->required();
-  sub->add_flag("--yes,-y", options->yes,
-                "Do not ask for confirmation; required when standard input is not a terminal");
+  AddYesFlag(sub, options->yes);
   return Command{sub, "DeleteSnapshot",
                  [options, &globals] { return RunDeleteSnapshot(*options, globals); }};
 }
