@@ -189,6 +189,12 @@ HttpResponse ApiService::Handle(QueryParams params, const std::string& request_i
   }
 }
 
+bool ApiService::TalksToNodes(std::string_view action) {
+  return action == "DescribeCacheClusters" || action == "DescribeReplicationGroups" ||
+         action == "DeleteCacheCluster" || action == "DeleteReplicationGroup" ||
+         action == "CreateSnapshot";
+}
+
 std::optional<ApiError> ApiService::CheckNewSnapshotName(const std::string& name) const {
   if (std::string why = CheckSnapshotName(name); !why.empty()) {
     return ApiError::Of("InvalidParameterValue", "Invalid snapshot name " + name + ": " + why);
@@ -767,12 +773,14 @@ class ServerRun {
  public:
   ServerRun(Loop& loop, std::shared_ptr<Mailbox> mailbox,
             std::map<std::string, std::string> secrets, ApiService& service, WorkerPool& pool,
+            WorkerPool& node_pool,
             std::function<void(std::string_view)> log)
       : loop_(loop),
         mailbox_(std::move(mailbox)),
         secrets_(std::move(secrets)),
         service_(service),
         pool_(pool),
+        node_pool_(node_pool),
         log_(std::move(log)),
         http_(
             loop, HttpLimits{},
@@ -907,7 +915,12 @@ class ServerRun {
     if (auto* error = std::get_if<ApiError>(&authenticated)) return refuse(*error);
     auto [params, caller] = std::get<std::pair<QueryParams, Caller>>(std::move(authenticated));
     ++requests_in_flight_;
-    pool_.Submit(
+    // Requests that talk to nodes wait on them (up to their timeouts); the others (snapshots in
+    // storage, events) are answered by threads of their own, so that a node that never answers
+    // delays only the requests that ask about it.
+    WorkerPool& workers =
+        ApiService::TalksToNodes(params.Get("Action").value_or("")) ? node_pool_ : pool_;
+    workers.Submit(
         [this, params = std::move(params), caller = caller, request_id, reply, finish]() mutable {
           std::string action;
           HttpResponse response = service_.Handle(std::move(params), request_id, caller, &action);
@@ -923,7 +936,8 @@ class ServerRun {
   std::shared_ptr<Mailbox> mailbox_;
   std::map<std::string, std::string> secrets_;
   ApiService& service_;
-  WorkerPool& pool_;
+  WorkerPool& pool_;       // requests answered from storage and state
+  WorkerPool& node_pool_;  // requests that talk to nodes
   std::function<void(std::string_view)> log_;
   HttpServer http_;
   uv_async_t async_{};
@@ -984,8 +998,9 @@ Status Serve(const Fleet& fleet, const ServeOptions& options) {
   ApiService service(fleet, std::move(state), log, [mailbox] { mailbox->Wake(); });
   Status result;
   {
-    WorkerPool pool(options.request_threads);
-    ServerRun run(loop, mailbox, std::move(secrets), service, pool, log);
+    WorkerPool pool(2);
+    WorkerPool node_pool(options.request_threads);
+    ServerRun run(loop, mailbox, std::move(secrets), service, pool, node_pool, log);
     const Endpoint listen = options.listen.value_or(fleet.api.listen);
     result = run.http().Listen(listen);
     if (!result.ok()) {

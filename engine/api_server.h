@@ -66,6 +66,10 @@ class ApiService {
   HttpResponse Handle(QueryParams params, const std::string& request_id, const Caller& caller,
                       std::string* action = nullptr);
 
+  // Whether answering `action` may wait on nodes (describes and the actions that check a
+  // target's state); the server answers those on threads apart from the others.
+  static bool TalksToNodes(std::string_view action);
+
   size_t running_operations() const;
   // Cancels every running operation (and any started after), with `reason`: each stops at its
   // next step, puts its nodes back and ends as Interrupted.

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -575,6 +576,44 @@ TEST_F(ApiCacheClusterTest, EventsShowGatesWhileTheOperationRuns) {
   size_t paused = 0;
   for (const std::string& e : events) paused += e.find("Gate writes-paused") != std::string::npos;
   EXPECT_EQ(paused, 1u) << json(events).dump(1);
+}
+
+// A node that accepts connections but never answers delays only the requests about it: while
+// four DescribeCacheClusters of it (as many as the server's node threads) wait on its command
+// timeout, DescribeSnapshots and DescribeEvents are answered, and so is a describe of the other
+// cluster once one of those threads is free again.
+TEST_F(ApiCacheClusterTest, ANodeThatNeverAnswersDelaysOnlyItsOwnAnswers) {
+  TcpProxy silent(server_.host(), server_.port());
+  silent.StallAt(0, TcpProxy::kEveryConnection);  // accepts, forwards nothing back
+  ASSERT_EQ(serve_->Stop(SIGTERM), 0) << serve_->Log();
+  WriteFleet(std::string("[cache_clusters.") + kCluster + "]\nendpoint = \"127.0.0.1:" +
+             std::to_string(proxy_->port()) + "\"\n\n[cache_clusters.silent]\n" +
+             "endpoint = \"127.0.0.1:" + std::to_string(silent.port()) +
+             "\"\ncommand_timeout_ms = 15000\n");
+  StartServe();
+
+  std::atomic<int> silent_answers{0};
+  std::vector<std::thread> stuck;
+  for (int i = 0; i < 4; ++i) {
+    stuck.emplace_back([&] {
+      Aws({"describe-cache-clusters", "--cache-cluster-id", "silent"});
+      ++silent_answers;
+    });
+  }
+  ASSERT_TRUE(silent.WaitFor([&] { return silent.stalled() >= 4; }, kDeadline))
+      << "the four describes did not reach the silent node\n"
+      << serve_->Log();
+  const json snapshots = AwsOk({"describe-snapshots"}, "DescribeSnapshots");
+  EXPECT_TRUE(snapshots.contains("Snapshots")) << snapshots.dump();
+  EventMessages("cache-cluster", kCluster);
+  EXPECT_EQ(silent_answers.load(), 0)
+      << "storage and events waited behind the describes of a node that never answers";
+  for (std::thread& t : stuck) t.join();
+  EXPECT_EQ(silent_answers.load(), 4);
+  const json doc =
+      AwsOk({"describe-cache-clusters", "--cache-cluster-id", kCluster}, "DescribeCacheClusters");
+  EXPECT_EQ(doc["CacheClusters"][0]["CacheClusterStatus"], "available") << doc.dump(1);
+  silent.Resume();
 }
 
 // The CLI's reproduction, through the real aws CLI: a name parameter sent empty or blank (an

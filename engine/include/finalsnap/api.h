@@ -48,7 +48,10 @@ struct ServeOptions {
   // One line per request and per operation event worth a log line. Called from several threads,
   // one call at a time.
   std::function<void(std::string_view line)> log;
-  // Threads that answer requests (describes talk to the nodes, so they may take seconds).
+  // Threads that answer requests that talk to nodes (describes, and the checks before an
+  // operation starts), which may wait up to the nodes' timeouts. Requests answered from storage
+  // and state (DescribeSnapshots, DeleteSnapshot, DescribeEvents) have two threads of their own,
+  // so that a node that never answers cannot delay them.
   int request_threads = 4;
 };
 
