@@ -38,7 +38,8 @@ struct OperationEvent {
   enum class Kind {
     kPhase,     // a phase begins: preflight, quiesce, capture, store, destroy
     kGate,      // a gate's verdict, as OperationResult::gates will hold it
-    kProgress,  // bytes of the transfer so far (at most five times a second, and at the end)
+    kProgress,  // bytes of the transfer so far, after each read of a stream: throttle in the
+                // observer (the CLI's progress line draws at most five times a second)
   };
   Kind kind = Kind::kPhase;
   std::string phase;          // kPhase: the phase begun; kGate: the gate's phase
@@ -53,8 +54,9 @@ struct OperationOptions {
   // primary had. The primary is still the one paused, and the default is the primary
   // (ElastiCache: "freshest data").
   bool snapshot_from_replica = false;
-  // Receives every OperationEvent as it happens. It must return quickly: the operation's loop
-  // (pause renewals included) waits while it runs.
+  // Receives every OperationEvent as it happens, on the operation's loop thread, progress once
+  // per read of the stream. It must return quickly: the loop (pause renewals included) and the
+  // byte path wait while it runs.
   std::function<void(const OperationEvent&)> observer;
   // Cancel it (from any thread) to stop the operation: it refuses at its next step with fault
   // "Interrupted" and the token's reason, after unpausing and putting the nodes back. Nothing
