@@ -1,5 +1,5 @@
-// fill_dataset: fills a running Redis server with FillMixed's mixed data set (every type in every
-// encoding) of a given size, for benchmarks that need a large real RDB.
+// fill_dataset: fills a running Redis server with localnode's mixed data set (FillDataset's every
+// type in every encoding) of a given size, for benchmarks that need a large real RDB.
 //
 //   fill_dataset --port 6379 [--host 127.0.0.1] --bytes 300000000 [--seed 1]
 //                [--databases 0,3,15] [--expire-fraction 0.1] [--prefix p:] [--no-functions]
@@ -17,13 +17,13 @@
 #include <string_view>
 #include <vector>
 
-#include "support/dataset.h"
-#include "support/redis_server.h"
+#include "localnode/client.h"
+#include "localnode/dataset.h"
 
 namespace {
 
-using finalsnap::testing::DatasetOptions;
-using finalsnap::testing::DatasetStats;
+using finalsnap::localnode::DatasetOptions;
+using finalsnap::localnode::DatasetStats;
 
 constexpr std::string_view kUsage =
     "usage: fill_dataset --port P [--host 127.0.0.1] (--bytes N | --keys N) [--seed S]\n"
@@ -132,53 +132,57 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fill_dataset: %s\n%s", e.what(), kUsage.data());
     return 2;
   }
-  try {
-    // Large batches can keep a busy server from replying for a while; a minute is generous.
-    finalsnap::testing::RedisContextPtr c =
-        finalsnap::testing::ConnectTo(args.host, args.port, std::chrono::seconds(60));
-    const auto start = std::chrono::steady_clock::now();
-    auto elapsed = [&] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
-    const uint64_t target = args.dataset.target_bytes;
-    uint64_t last_reported = 0;
-    args.dataset.progress = [&](uint64_t bytes) {
-      // One line per ~1% (or 10 MB without a byte target), so a log file stays readable.
-      uint64_t step = target > 0 ? std::max<uint64_t>(target / 100, 1) : 10'000'000;
-      if (bytes < last_reported + step) return;
-      last_reported = bytes;
-      double secs = elapsed();
-      std::fprintf(stderr, "\rfill_dataset: %.1f MB", static_cast<double>(bytes) / 1e6);
-      if (target > 0) {
-        std::fprintf(stderr, " / %.1f MB (%.0f%%)", static_cast<double>(target) / 1e6,
-                     100.0 * static_cast<double>(bytes) / static_cast<double>(target));
-      }
-      std::fprintf(stderr, ", %.1f MB/s   ",
-                   secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0);
-      std::fflush(stderr);
-    };
-    DatasetStats stats = finalsnap::testing::FillMixed(c.get(), args.dataset);
-    std::fprintf(stderr, "\n");
-    std::printf(
-        "filled %s:%d in %.1f s: %llu keys (%llu with expiry), %.1f MB payload, %llu "
-        "commands, %llu function libraries\n",
-        args.host.c_str(), args.port, elapsed(), static_cast<unsigned long long>(stats.keys),
-        static_cast<unsigned long long>(stats.expires), static_cast<double>(stats.bytes) / 1e6,
-        static_cast<unsigned long long>(stats.commands),
-        static_cast<unsigned long long>(stats.functions));
-    for (const auto& [db, counts] : stats.databases) {
-      std::printf("db%llu:keys=%llu,expires=%llu\n", static_cast<unsigned long long>(db),
-                  static_cast<unsigned long long>(counts.keys),
-                  static_cast<unsigned long long>(counts.expires));
-    }
-    if (!stats.plain_list_nodes && args.dataset.plain_list_nodes) {
-      std::fprintf(stderr,
-                   "fill_dataset: note: the server refused DEBUG, so no PLAIN list nodes were "
-                   "made (start it with --enable-debug-command local)\n");
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "\nfill_dataset: %s\n", e.what());
+  // Large batches can keep a busy server from replying for a while; a minute is generous.
+  finalsnap::localnode::Result<finalsnap::localnode::Context> c =
+      finalsnap::localnode::Connect(args.host, args.port, std::chrono::seconds(60));
+  if (!c.ok()) {
+    std::fprintf(stderr, "fill_dataset: %s\n", c.error().message.c_str());
     return 1;
   }
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const uint64_t target = args.dataset.target_bytes;
+  uint64_t last_reported = 0;
+  args.dataset.progress = [&](uint64_t bytes) {
+    // One line per ~1% (or 10 MB without a byte target), so a log file stays readable.
+    uint64_t step = target > 0 ? std::max<uint64_t>(target / 100, 1) : 10'000'000;
+    if (bytes < last_reported + step) return;
+    last_reported = bytes;
+    double secs = elapsed();
+    std::fprintf(stderr, "\rfill_dataset: %.1f MB", static_cast<double>(bytes) / 1e6);
+    if (target > 0) {
+      std::fprintf(stderr, " / %.1f MB (%.0f%%)", static_cast<double>(target) / 1e6,
+                   100.0 * static_cast<double>(bytes) / static_cast<double>(target));
+    }
+    std::fprintf(stderr, ", %.1f MB/s   ", secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0);
+    std::fflush(stderr);
+  };
+  finalsnap::localnode::Result<DatasetStats> filled =
+      finalsnap::localnode::FillDataset(c->get(), args.dataset);
+  if (!filled.ok()) {
+    std::fprintf(stderr, "\nfill_dataset: %s\n", filled.error().message.c_str());
+    return 1;
+  }
+  const DatasetStats& stats = *filled;
+  std::fprintf(stderr, "\n");
+  std::printf(
+      "filled %s:%d in %.1f s: %llu keys (%llu with expiry), %.1f MB payload, %llu "
+      "commands, %llu function libraries\n",
+      args.host.c_str(), args.port, elapsed(), static_cast<unsigned long long>(stats.keys),
+      static_cast<unsigned long long>(stats.expires), static_cast<double>(stats.bytes) / 1e6,
+      static_cast<unsigned long long>(stats.commands),
+      static_cast<unsigned long long>(stats.functions));
+  for (const auto& [db, counts] : stats.databases) {
+    std::printf("db%llu:keys=%llu,expires=%llu\n", static_cast<unsigned long long>(db),
+                static_cast<unsigned long long>(counts.keys),
+                static_cast<unsigned long long>(counts.expires));
+  }
+  if (!stats.plain_list_nodes && args.dataset.plain_list_nodes) {
+    std::fprintf(stderr,
+                 "fill_dataset: note: the server refused DEBUG, so no PLAIN list nodes were "
+                 "made (start it with --enable-debug-command local)\n");
+  }
+  return 0;
 }

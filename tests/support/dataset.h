@@ -1,103 +1,30 @@
-// FillMixed: fills a Redis server with a reproducible, randomised data set that holds every value
-// type in every encoding Redis 7.0 writes to an RDB file, for validator tests and benchmarks.
+// FillMixed for tests and benchmarks: localnode's data-set filler (localnode/dataset.h says what
+// it writes), throwing on failure.
 //
 //   RedisContextPtr c = server.Connect();
-//   DatasetStats stats = FillMixed(c.get(), {.seed = 7, .key_count = 3000});
+//   DatasetOptions options;
+//   options.key_count = 3000;
+//   DatasetStats stats = FillMixed(c.get(), options);
 //   EXPECT_EQ(server.Keyspace(), stats.databases);
-//
-// What it writes, cycling through the kinds below (one key of each per cycle, each cycle in the
-// next database of `databases`); key names are "<prefix><kind>:<n>", n counting per kind:
-//
-//   str:int        integers of every width (RDB int encodings; shared and 64-bit ones too)
-//   str:short      1..20 bytes, some numeric-looking but not canonical ("007")
-//   str:long       21 bytes .. 64 KiB of compressible text (LZF-compressed when rdbcompression)
-//   str:binary     random bytes, NUL, CR and LF included (incompressible)
-//   str:empty      ""
-//   list:listpack  a small list (one packed quicklist node)
-//   list:quicklist 129..400 elements, integers of every listpack width, strings past 64 and
-//                  4095 bytes, so several nodes and every listpack string encoding
-//   list:plain     elements larger than the packed threshold, which becomes 4096 bytes for the
-//                  fill (DEBUG QUICKLIST-PACKED-THRESHOLD): PLAIN quicklist nodes; only when
-//                  the server allows DEBUG, see DatasetStats::plain_list_nodes
-//   set:intset     16-, 32- and 64-bit intsets
-//   set:listpack   small sets of strings (listpack on Redis 7.2+; hashtable on 7.0, which has no
-//                  listpack sets)
-//   set:hashtable  more than 512 integers, or more than 128 strings
-//   zset:listpack  up to 100 members; integer, fractional and infinite scores
-//   zset:skiplist  129..300 members, or a member longer than 64 bytes
-//   hash:listpack  up to 100 fields, values up to 64 bytes
-//   hash:hashtable 513..700 fields, or a value longer than 64 bytes
-//   stream:groups  up to 300 entries (several listpack nodes), some deleted, two consumer groups
-//                  with pending entries (XREADGROUP), some acknowledged (XACK), claimed (XCLAIM),
-//                  an idle consumer (XGROUP CREATECONSUMER) and XSETID's 7.0 fields
-//   stream:plain   entries only, with varying field sets
-//   stream:empty   a stream emptied by XDEL, or one made by XGROUP CREATE ... MKSTREAM
-//
-// A fraction of keys get an expiry (EXPIREAT years ahead, so none expire during a test). With
-// `with_functions`, Lua libraries are loaded with FUNCTION LOAD REPLACE.
-//
-// Everything, stream IDs and expiry times included, follows from the seed, so two servers filled
-// with the same options hold the same data (same DEBUG DIGEST). Commands are pipelined in
-// batches, so a 300 MB fill takes well under a minute.
 #ifndef FINALSNAP_TESTS_SUPPORT_DATASET_H_
 #define FINALSNAP_TESTS_SUPPORT_DATASET_H_
 
 #include <hiredis/hiredis.h>
 
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <string>
-#include <vector>
-
-#include "finalsnap/rdb/validator.h"
+#include "localnode/dataset.h"
+#include "support/or_throw.h"
 
 namespace finalsnap::testing {
 
-struct DatasetOptions {
-  uint64_t seed = 1;
-  // The fill stops once it has written at least `target_bytes` of payload (keys, members and
-  // values) and at least `key_count` keys. At least one of the two must be set.
-  uint64_t target_bytes = 0;
-  uint64_t key_count = 0;
-  // Databases used in turn, one per cycle of kinds. The server must have them (`databases`).
-  std::vector<uint64_t> databases = {0, 3, 15};
-  bool with_functions = true;
-  int function_libraries = 2;
-  // The fraction of keys that get an expiry, in [0, 1].
-  double expire_fraction = 0.1;
-  // Make list:plain keys with PLAIN quicklist nodes (needs DEBUG; skipped if refused).
-  bool plain_list_nodes = true;
-  // Prepended to every key name, so fills with different seeds can share a server.
-  std::string key_prefix;
-  // Commands per pipelined batch; a batch is also flushed once it holds ~8 MB.
-  size_t batch_commands = 1000;
-  // Called after every batch with the payload bytes written so far.
-  std::function<void(uint64_t bytes)> progress;
-};
+using DatasetOptions = localnode::DatasetOptions;
+using DatasetStats = localnode::DatasetStats;
+using SampleKey = localnode::SampleKey;
 
-struct SampleKey {
-  uint64_t db = 0;
-  std::string key;
-};
-
-struct DatasetStats {
-  // What INFO keyspace should say afterwards, for a server that was empty before.
-  std::map<uint64_t, rdb::DbCounts> databases;
-  std::map<std::string, uint64_t> keys_by_kind;  // "set:intset" -> keys written
-  std::map<std::string, SampleKey> samples;      // kind -> its first key, for OBJECT ENCODING
-  uint64_t keys = 0;
-  uint64_t expires = 0;
-  uint64_t bytes = 0;             // payload bytes: keys, members, fields and values
-  uint64_t commands = 0;          // commands sent
-  uint64_t functions = 0;         // function libraries loaded
-  bool plain_list_nodes = false;  // whether list:plain keys were written
-};
-
-// Fills the server behind `c` (a blocking hiredis context) as described above. Throws
-// std::invalid_argument for bad options and std::runtime_error, naming the command and key, for
-// an error reply or a connection failure. Leaves the connection on database 0.
-DatasetStats FillMixed(redisContext* c, const DatasetOptions& options);
+// Fills the server behind `c` (a blocking hiredis context). Throws std::runtime_error, naming
+// the command and key, for bad options, an error reply or a connection failure.
+inline DatasetStats FillMixed(redisContext* c, const DatasetOptions& options) {
+  return OrThrow(localnode::FillDataset(c, options));
+}
 
 }  // namespace finalsnap::testing
 

@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +16,8 @@
 #include <stdexcept>
 #include <string_view>
 #include <thread>
+
+#include "localnode/files.h"
 
 extern char** environ;
 
@@ -51,27 +52,13 @@ std::string ErrnoText(std::string_view what, int err) {
   return std::string(what) + ": " + std::strerror(err);
 }
 
-bool IsExecutableFile(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
 // execve() does no $PATH search, and searching after fork() is not async-signal-safe, so the
-// program is resolved here, in the parent.
+// program is resolved here, in the parent. A path is left to execve(), which says what is wrong.
 std::string ResolveProgram(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    size_t colon = dirs.find(':');
-    std::string dir(dirs.substr(0, colon));
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + name;
-    if (IsExecutableFile(candidate)) return candidate;
-    if (colon == std::string_view::npos) break;
-    dirs.remove_prefix(colon + 1);
-  }
-  throw std::runtime_error("RunCommand: program '" + name + "' not found in $PATH");
+  std::optional<std::string> found = localnode::FindProgram(name);
+  if (!found) throw std::runtime_error("RunCommand: program '" + name + "' not found in $PATH");
+  return *found;
 }
 
 // The parent's environment with the overrides applied, as "NAME=value" strings.

@@ -1,5 +1,7 @@
 // RedisServer: a real redis-server child process for integration tests and benchmarks, in its own
 // temporary directory on a free loopback port, plus a small synchronous hiredis client for it.
+// The process, the client and their deadlines are localnode's (localnode/server.h, shared with
+// `finalsnap demo`); this layer adds the tests' defaults and conveniences and throws on failure.
 //
 //   RedisServer server({{"rdbcompression", "no"}});
 //   server.Start();                                   // throws, with the server log, on failure
@@ -16,6 +18,7 @@
 // `--enable-debug-command local` (DEBUG DIGEST, DEBUG RELOAD, ...), a log file in its directory,
 // and a unix socket there too when the path fits. Callers add any other directive; with
 // `requirepass`, the server's own connections (Connect, Command, Stop) authenticate with it.
+// FINALSNAP_KEEP_TMP=1 keeps every server's directory for a look after the test.
 //
 // The server is started with PR_SET_PDEATHSIG, so a crashed test leaves no server behind: the
 // kernel kills it when the thread that called Start() exits. Start it from a thread that outlives
@@ -46,42 +49,25 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
-#include <memory>
 #include <optional>
-#include <span>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
+#include "localnode/client.h"
+#include "localnode/server.h"
 
 namespace finalsnap::testing {
 
 // The default deadline for waits on a server: start-up, shutdown, a command's reply.
-inline constexpr std::chrono::milliseconds kServerDeadline{10'000};
+inline constexpr std::chrono::milliseconds kServerDeadline = localnode::kDefaultDeadline;
 
-struct RedisContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
-
+using RedisContextDeleter = localnode::ContextDeleter;
+using RedisContextPtr = localnode::Context;
 // A reply, copied out of hiredis' redisReply so it outlives it.
-struct Reply {
-  enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
-  Type type = Type::kNil;
-  std::string str;  // kString, kStatus and kError
-  long long integer = 0;
-  std::vector<Reply> elements;  // kArray
-
-  bool is_error() const { return type == Type::kError; }
-  bool is_nil() const { return type == Type::kNil; }
-  // True for +OK.
-  bool ok() const { return type == Type::kStatus && str == "OK"; }
-  // A readable form for assertion messages: "OK", "(error) ERR ...", "(integer) 3", "[a, b]".
-  std::string ToString() const;
-};
+using Reply = localnode::Reply;
 
 // Connects to host:port (TCP) or, if `host` starts with '/', to that unix socket. Throws
 // std::runtime_error on failure. Commands on the context time out after `timeout`.
@@ -92,38 +78,18 @@ RedisContextPtr ConnectTo(const std::string& host, int port,
 // Reply::Type::kError; a connection failure or timeout throws std::runtime_error.
 Reply Execute(redisContext* c, const std::vector<std::string>& argv);
 
-// `value` as one argument of a Redis configuration-file line: double-quoted, with the escapes
-// the config parser reads, so empty values, spaces and quotes survive.
-std::string QuoteConfigArg(std::string_view value);
+// QuoteConfigArg (a value as one argument of a config-file line), ParseInfo (INFO text to
+// field -> value), ParseInfoFields ("ip=...,port=..." to name -> value) and ParseKeyspace (INFO
+// keyspace to per-database counts).
+using localnode::ParseInfo;
+using localnode::ParseInfoFields;
+using localnode::ParseKeyspace;
+using localnode::QuoteConfigArg;
 
-// Parses the text of an INFO reply into field -> value (section headers and blank lines dropped).
-std::map<std::string, std::string> ParseInfo(std::string_view text);
-
-// Parses "db0:keys=1,expires=0,avg_ttl=0" lines of INFO keyspace into per-database counts.
-std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
-
-struct RedisServerOptions {
-  enum class Mode {
-    kServer,    // redis-server, configured on its command line
-    kSentinel,  // redis-sentinel <dir>/sentinel.conf
-  };
-  Mode mode = Mode::kServer;
-  // Extra configuration directives as {name, value}, passed as `--name value` after the
-  // defaults (so they override them), e.g. {"rdbcompression", "no"}. In sentinel mode they are
-  // written to sentinel.conf as `name "value"` lines instead.
-  std::vector<std::pair<std::string, std::string>> config;
-  // Sentinel mode only: lines appended verbatim to sentinel.conf after `config`, e.g.
-  // "sentinel monitor m 127.0.0.1 6379 2" (a `sentinel monitor` line must come before the other
-  // `sentinel ... <name>` lines for the same name).
-  std::vector<std::string> sentinel_config;
-  // The binary; empty means $FINALSNAP_REDIS_SERVER, else /usr/bin/redis-server (in sentinel
-  // mode: $FINALSNAP_REDIS_SENTINEL, else /usr/bin/redis-sentinel).
-  std::string binary;
-  // How long Start() waits for the server to answer PING, per attempt.
-  std::chrono::milliseconds start_timeout = kServerDeadline;
-  // Keep the temporary directory after the server is gone (also: FINALSNAP_KEEP_TMP=1).
-  bool keep_dir = false;
-};
+// localnode's options (mode, config, sentinel_config, binary, start_timeout, dir, keep_dir). An
+// empty `binary` here means $FINALSNAP_REDIS_SERVER, else /usr/bin/redis-server (in sentinel
+// mode: $FINALSNAP_REDIS_SENTINEL, else /usr/bin/redis-sentinel).
+using RedisServerOptions = localnode::ServerOptions;
 
 class RedisServer {
  public:
@@ -135,37 +101,39 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
   // Stops the server if it still runs and removes its directory (unless kept).
-  ~RedisServer();
+  ~RedisServer() = default;
 
   // Creates the directory, picks a free port, spawns the server and waits until it answers PING.
   // A port taken between the probe and the server's bind is retried on another port. Throws
   // std::runtime_error naming the binary (and how to install it) if it is missing, or with the
-  // tail of the server's log if it does not come up.
+  // tail of the server's log if it does not come up; std::logic_error if it already runs.
   void Start();
   // SHUTDOWN NOSAVE, then waits for the process to exit; SIGKILL if it has not gone by the
   // deadline. Harmless if the server is not running.
   void Stop(std::chrono::milliseconds deadline = kServerDeadline);
   // Sends `signal` to the server process (e.g. SIGKILL to simulate a crash); does not wait.
-  void Kill(int signal);
+  void Kill(int signal) { server_.Kill(signal); }
   // Waits for the process to exit (for example after a SHUTDOWN sent by the code under test).
   // Returns the wait status, or nullopt if it still runs at the deadline.
-  std::optional<int> WaitForExit(std::chrono::milliseconds deadline = kServerDeadline);
+  std::optional<int> WaitForExit(std::chrono::milliseconds deadline = kServerDeadline) {
+    return server_.WaitForExit(deadline);
+  }
   // True while the process has not exited.
-  bool Running();
+  bool Running() { return server_.Running(); }
 
-  const std::string& host() const { return host_; }
-  int port() const { return port_; }
+  const std::string& host() const { return server_.host(); }
+  int port() const { return server_.port(); }
   // The server's directory (its `dir`): the RDB file and the logs are here.
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return server_.dir(); }
   // The unix socket path, or empty when the directory path was too long for one.
-  const std::string& unix_socket() const { return unix_socket_; }
-  pid_t pid() const { return pid_; }
-  std::string log_path() const { return dir_ + "/redis.log"; }
+  const std::string& unix_socket() const { return server_.unix_socket(); }
+  pid_t pid() const { return server_.pid(); }
+  std::string log_path() const { return server_.log_path(); }
   // Sentinel mode: the configuration file the sentinel reads and rewrites.
-  std::string sentinel_config_path() const { return dir_ + "/sentinel.conf"; }
+  std::string sentinel_config_path() const { return server_.sentinel_config_path(); }
   // The `requirepass` directive's value once started, or empty.
-  const std::string& password() const { return password_; }
-  bool is_sentinel() const { return options_.mode == RedisServerOptions::Mode::kSentinel; }
+  const std::string& password() const { return server_.password(); }
+  bool is_sentinel() const { return server_.is_sentinel(); }
 
   // A new connection of the caller's own (for example to keep a SELECTed database), already
   // authenticated when `requirepass` is configured. ConnectTo(host(), port()) gives a bare one.
@@ -192,7 +160,7 @@ class RedisServer {
   std::string Save();
 
   // The last `lines` lines of the server's log and of its stdout/stderr, for failure messages.
-  std::string LogTail(size_t lines = 40) const;
+  std::string LogTail(size_t lines = 40) const { return server_.LogTail(lines); }
 
  private:
   template <typename T>
@@ -203,22 +171,9 @@ class RedisServer {
       return std::string(value);
     }
   }
-  // One attempt at spawning on a fresh port; returns false if the port turned out to be taken.
-  bool SpawnAndWait();
-  // The argv for one start on port_; in sentinel mode, also (re)writes sentinel.conf.
-  std::vector<std::string> BuildArgs();
-  void Reap(int status);
 
-  RedisServerOptions options_;
-  std::string binary_;
-  std::string host_ = "127.0.0.1";
-  int port_ = 0;
-  std::string dir_;
-  std::string unix_socket_;
-  std::string password_;  // from a `requirepass` directive
-  pid_t pid_ = -1;
-  std::optional<int> exit_status_;
-  RedisContextPtr connection_;
+  localnode::LocalServer server_;
+  RedisContextPtr connection_;  // declared after server_: closed before the server stops
 };
 
 }  // namespace finalsnap::testing

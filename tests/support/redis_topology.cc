@@ -119,19 +119,6 @@ uint64_t ToU64(std::string_view text) {
   return n;
 }
 
-// "ip=127.0.0.1,port=6380,state=online,offset=42,lag=0" -> its fields.
-std::map<std::string, std::string> SplitFields(std::string_view text) {
-  std::map<std::string, std::string> out;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text.remove_prefix(comma == std::string_view::npos ? text.size() : comma + 1);
-    size_t eq = item.find('=');
-    if (eq != std::string_view::npos) out[std::string(item.substr(0, eq))] = item.substr(eq + 1);
-  }
-  return out;
-}
-
 // Empty when every replica's link is up and the primary lists each replica's port as online.
 std::string ReplicationProblem(RedisServer& primary, const std::vector<RedisServer*>& replicas) {
   for (RedisServer* replica : replicas) {
@@ -152,7 +139,7 @@ std::string ReplicationProblem(RedisServer& primary, const std::vector<RedisServ
         name == "slave_repl_offset") {
       continue;
     }
-    const auto fields = SplitFields(value);
+    const auto fields = ParseInfoFields(value);
     auto state = fields.find("state");
     auto port = fields.find("port");
     if (state != fields.end() && port != fields.end() && state->second == "online") {
