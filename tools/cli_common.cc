@@ -31,7 +31,37 @@ std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& glob
   return std::move(std::get<Fleet>(loaded));
 }
 
-Json SnapshotJson(const Snapshot& snapshot) { return Json::parse(SnapshotToJson(snapshot)); }
+namespace {
+
+Json OrNull(const std::string& s) { return s.empty() ? Json() : Json(s); }
+
+// Adds to `to` each member of `from` that `to` lacks, keeping the members `to` has, and does the
+// same inside the objects both have and, element by element, inside lists of equal length both
+// have. So the manifest's own fields join the Snapshot shape without the shape's members being
+// spelled a second time.
+void AddMissingMembers(Json& to, const Json& from) {
+  if (to.is_object() && from.is_object()) {
+    for (const auto& [key, value] : from.items()) {
+      if (!to.contains(key)) {
+        to[key] = value;
+      } else {
+        AddMissingMembers(to[key], value);
+      }
+    }
+  } else if (to.is_array() && from.is_array() && to.size() == from.size()) {
+    for (size_t i = 0; i < to.size(); ++i) AddMissingMembers(to[i], from[i]);
+  }
+}
+
+}  // namespace
+
+Json SnapshotJson(const Snapshot& snapshot) {
+  Json j = SnapshotShape(snapshot, /*show_node_group_config=*/true);
+  // The manifest is the store's one serialisation of a snapshot; its fields beyond the model
+  // (files, checksums, keyspace, gates) are what an operator reads in the CLI's answer.
+  AddMissingMembers(j, Json::parse(SnapshotToJson(snapshot)));
+  return j;
+}
 
 Json GatesJson(const std::vector<GateVerdict>& gates) {
   // The same shape as the manifest's Gates, but with Node always present (null for gates that
@@ -43,37 +73,15 @@ Json GatesJson(const std::vector<GateVerdict>& gates) {
     g["Phase"] = gate.phase;
     g["Passed"] = gate.passed;
     g["Evidence"] = gate.evidence;
-    g["Node"] = gate.node.empty() ? Json() : Json(gate.node);
+    g["Node"] = OrNull(gate.node);
     g["AtMs"] = std::round(gate.at_ms * 1000.0) / 1000.0;
     list.push_back(std::move(g));
   }
   return list;
 }
 
-namespace {
-
-// The same Endpoint shape the API server sends (finalsnap/elasticache.h).
-Json EndpointJson(const std::string& endpoint) { return EndpointShape(endpoint); }
-
-Json OrNull(const std::string& s) { return s.empty() ? Json() : Json(s); }
-
-}  // namespace
-
-Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status) {
-  const std::string effective = status.empty() ? info.status : std::string(status);
-  Json j;
-  j["CacheClusterId"] = info.cache_cluster_id;
-  j["CacheClusterStatus"] = effective;
-  if (!info.replication_group_id.empty()) j["ReplicationGroupId"] = info.replication_group_id;
-  j["Engine"] = OrNull(info.engine);
-  j["EngineVersion"] = OrNull(info.engine_version);
-  j["NumCacheNodes"] = 1;
-  j["ConfigurationEndpoint"] = EndpointJson(info.endpoint);
-  Json node;
-  node["CacheNodeId"] = "0001";
-  node["CacheNodeStatus"] = effective;
-  node["Endpoint"] = EndpointJson(info.endpoint);
-  j["CacheNodes"] = Json::array({std::move(node)});
+Json CacheClusterJson(const CacheClusterInfo& info) {
+  Json j = CacheClusterShape(info, "", /*show_cache_nodes=*/true, ShapeStyle::kCli);
   j["Role"] = OrNull(info.role);
   j["CaptureMode"] = OrNull(info.capture);
   j["UsedMemoryBytes"] = info.used_memory;
@@ -81,35 +89,18 @@ Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status) {
   return j;
 }
 
-Json ReplicationGroupJson(const ReplicationGroupInfo& info, std::string_view status) {
-  const std::string effective = status.empty() ? info.status : std::string(status);
-  Json j;
-  j["ReplicationGroupId"] = info.replication_group_id;
-  j["Status"] = effective;
-  j["MemberClusters"] = info.MemberClusters();
-  Json groups = Json::array();
-  for (const NodeGroupInfo& g : info.node_groups) {
-    Json ng;
-    ng["NodeGroupId"] = g.node_group_id;
-    ng["Status"] = status.empty() ? g.status : effective;
-    if (!g.slots.empty()) ng["Slots"] = g.slots;
-    Json members = Json::array();
-    for (const GroupMember& m : g.members) {
-      Json member;
-      member["CacheClusterId"] = m.cache_cluster_id;
-      member["CacheNodeId"] = m.cache_node_id;
-      member["ReadEndpoint"] = EndpointJson(m.endpoint);
-      member["CurrentRole"] = m.current_role;
-      member["ReplicationOffset"] = m.repl_offset;
-      if (!m.link.empty()) member["LinkStatus"] = m.link;
-      members.push_back(std::move(member));
+Json ReplicationGroupJson(const ReplicationGroupInfo& info) {
+  Json j = ReplicationGroupShape(info, "", ShapeStyle::kCli);
+  // The shape has one NodeGroups element per node group and one NodeGroupMembers element per
+  // member, in order (finalsnap/elasticache.h).
+  for (size_t g = 0; g < info.node_groups.size(); ++g) {
+    Json& members = j["NodeGroups"][g]["NodeGroupMembers"];
+    for (size_t m = 0; m < info.node_groups[g].members.size(); ++m) {
+      const GroupMember& member = info.node_groups[g].members[m];
+      members[m]["ReplicationOffset"] = member.repl_offset;
+      if (!member.link.empty()) members[m]["LinkStatus"] = member.link;
     }
-    ng["NodeGroupMembers"] = std::move(members);
-    groups.push_back(std::move(ng));
   }
-  j["NodeGroups"] = std::move(groups);
-  j["ClusterEnabled"] = info.cluster_enabled;
-  j["Engine"] = OrNull(info.engine);
   j["EngineVersion"] = OrNull(info.engine_version);
   j["DiscoveredVia"] = OrNull(info.discovered_via);
   if (info.error) j["StatusReason"] = *info.error;

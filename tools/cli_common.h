@@ -1,5 +1,6 @@
 // What the fleet-aware subcommands share: loading the fleet file into a CommandResult-style
-// failure, ElastiCache-shaped JSON for clusters, snapshots and gates, aws-CLI-like text output,
+// failure, the documents they print (ElastiCache's shapes from finalsnap/elasticache.h, the
+// same the API server sends, with finalsnap's own fields beside them), aws-CLI-like text output,
 // the confirmation prompt and the progress line for long transfers.
 //
 // Everything here prints only to the stream it is given (or stderr for the terminal-only prompt
@@ -11,7 +12,6 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,28 +31,28 @@ class Option;
 
 namespace finalsnap::cli {
 
-// Ordered, so that fields print in the order ElastiCache documents them.
-using Json = nlohmann::ordered_json;
+// Ordered, so that fields print in the order ElastiCache documents them: the shapes' own type.
+using Json = ModelJson;
 
 // Loads the fleet file named by --fleet, $FINALSNAP_FLEET or ./finalsnap.toml. A refused file
 // becomes InvalidParameterValue with FleetError::ToString() ("file:line:col: key k: why").
 std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
 
+// The documents below are ElastiCache's shapes with finalsnap's own fields after them.
 
-// The snapshot as SnapshotToJson writes it, as an object rather than text.
+// SnapshotShape with NodeGroupConfiguration, plus every field of the manifest (SnapshotToJson)
+// the shape does not have: FinalSnapshotOf, Gates, ManifestVersion and, for each node, its File,
+// Compression, sizes, Crc64, Keyspace, SourceEndpoint and replication position.
 Json SnapshotJson(const Snapshot& snapshot);
 // [{Gate, Phase, Passed, Evidence, Node, AtMs}], the same shape the manifest uses.
 Json GatesJson(const std::vector<GateVerdict>& gates);
-// An ElastiCache CacheCluster for one self-hosted node: CacheClusterId, CacheClusterStatus,
-// Engine, EngineVersion, NumCacheNodes (1), ConfigurationEndpoint, CacheNodes with the node's
-// Endpoint, plus finalsnap's own Role, CaptureMode, UsedMemoryBytes and StatusReason.
-// `status` overrides info.status when not empty.
-Json CacheClusterJson(const CacheClusterInfo& info, std::string_view status = {});
-// An ElastiCache ReplicationGroup: ReplicationGroupId, Status, MemberClusters, NodeGroups
-// [{NodeGroupId, Status, Slots (Cluster only), NodeGroupMembers [{CacheClusterId, CacheNodeId,
-// ReadEndpoint, CurrentRole}]}], ClusterEnabled, plus finalsnap's own Engine, EngineVersion,
-// DiscoveredVia and StatusReason. `status` overrides info.status when not empty.
-Json ReplicationGroupJson(const ReplicationGroupInfo& info, std::string_view status = {});
+// CacheClusterShape in the CLI's style (ShapeStyle::kCli: a member without a value is null, a
+// list is always there) with its node (CacheNodes, ConfigurationEndpoint), plus finalsnap's own
+// Role, CaptureMode, UsedMemoryBytes and StatusReason.
+Json CacheClusterJson(const CacheClusterInfo& info);
+// ReplicationGroupShape in the CLI's style, plus finalsnap's own ReplicationOffset and LinkStatus
+// on each member and EngineVersion, DiscoveredVia and StatusReason on the group.
+Json ReplicationGroupJson(const ReplicationGroupInfo& info);
 
 // The end of every operation command: prints `doc` plus the result's Gates and Notes when the
 // operation got as far as a gate (a refusal's evidence is what an operator needs to see), and

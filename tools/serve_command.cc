@@ -1,6 +1,6 @@
 // `finalsnap serve`: finalsnap::Serve behind a command line. This file only parses --listen,
 // prints where the server listens and writes the server's log lines to stderr; everything else
-// (HTTP, SigV4, the actions, the operation threads, shutdown) is in engine/api_server.cc.
+// (HTTP, SigV4, the actions, the operation threads, shutdown) is in engine/api/.
 #include "serve_command.h"
 
 #include <CLI/CLI.hpp>

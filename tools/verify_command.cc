@@ -13,12 +13,12 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "cli_common.h"
 #include "finalsnap/fleet.h"
 #include "finalsnap/storage.h"
 #include "finalsnap/text.h"
@@ -26,8 +26,6 @@
 
 namespace finalsnap::cli {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 double Round(double value, int decimals) {
   const double scale = std::pow(10.0, decimals);
@@ -314,8 +312,8 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
       } else {
         doc = FileJson(files.front());
       }
-      // Keys and AUX values are binary-safe in RDB but JSON wants UTF-8: replace what is not.
-      std::cout << doc.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+      // Keys and AUX values are binary-safe in RDB; PrintDocument replaces what is not UTF-8.
+      PrintDocument(doc, OutputFormat::kJson, std::cout);
     }
     std::cout.flush();
   }
