@@ -1,4 +1,4 @@
-// Micro-benchmark of the replication framing parser (engine/repl_framing.h): payload throughput
+// Micro-benchmark of the replication framing parser (engine/capture/repl_framing.h): payload throughput
 // of ReplFraming::Feed over socket-sized buffers, in both framings.
 //
 // Each case parses a preamble once, then feeds the same buffer of payload again and again, as the

@@ -1,4 +1,4 @@
-// Micro-benchmark of the capture pipeline's compression stage (engine/pipeline.h): an RDB pushed
+// Micro-benchmark of the capture pipeline's compression stage (engine/capture/pipeline.h): an RDB pushed
 // through Pipeline in pooled 256 KiB buffers, as the replication capture pushes socket reads —
 // validator tap on the calling thread, compressor thread writing zstd -1 / lz4 / plain frames to
 // /dev/null — until Finish() has flushed the frame. CPU cost only: no network, no disk.

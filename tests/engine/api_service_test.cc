@@ -1,8 +1,8 @@
-// The API server's pieces below HTTP: the Query protocol's wire format (engine/query_api.h),
-// the fault table and shapes (finalsnap/elasticache.h), the persisted registry
-// (engine/api_state.h) and the actions' parameter handling and paging (engine/api_server.h),
-// called directly. Snapshots come from a real SnapshotStore on disk; the fleet's node is not
-// running (a describe sees it refuse connections), which is all these cases need.
+// The API server's pieces below HTTP and above the wire format (api_query_test.cc has that and
+// the shapes): the persisted registry (engine/api/api_state.h) and the actions' table, parameter
+// handling and paging (engine/api/api_service.h), called directly. Snapshots come from a real
+// SnapshotStore on disk; the fleet's node is not running (a describe sees it refuse
+// connections), which is all these cases need.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -17,7 +17,7 @@
 #include <variant>
 #include <vector>
 
-#include "api_server.h"
+#include "api_service.h"
 #include "api_state.h"
 #include "finalsnap/elasticache.h"
 #include "finalsnap/fleet.h"
@@ -35,177 +35,6 @@ unsigned Mode(const fs::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return st.st_mode & 07777;
-}
-
-// ---- The wire format ----
-
-TEST(ApiQueryTest, DecodesFormsAsTheAwsCliSendsThem) {
-  QueryParams p;
-  ASSERT_FALSE(p.AddForm("Action=DeleteCacheCluster&Version=2015-02-02&"
-                         "CacheClusterId=my%2DCluster&Message=a+b%21&Empty=&Flag")
-                   .has_value());
-  EXPECT_EQ(p.Get("CacheClusterId"), "my-Cluster");
-  EXPECT_EQ(p.Get("Message"), "a b!");
-  EXPECT_EQ(p.Get("Empty"), "");
-  EXPECT_EQ(p.Get("Flag"), "");
-  EXPECT_FALSE(p.Get("Missing").has_value());
-  // The query string and the body together: a name given twice is refused, not chosen from.
-  std::optional<ApiError> twice = p.AddForm("CacheClusterId=other");
-  ASSERT_TRUE(twice.has_value());
-  EXPECT_EQ(twice->code, "InvalidParameterCombination");
-  QueryParams bad;
-  std::optional<ApiError> escape = bad.AddForm("a=%4");
-  ASSERT_TRUE(escape.has_value());
-  EXPECT_EQ(escape->code, "MalformedQueryString");
-  EXPECT_EQ(escape->http_status, 404);
-}
-
-TEST(ApiQueryTest, TypedParametersAndUnknownOnes) {
-  QueryParams p;
-  ASSERT_FALSE(p.AddForm("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20&Duration=abc&"
-                         "ShowCacheNodeInfo=yes&StartTime=2015-02-02T19:23:17Z&"
-                         "FinalSnapshotIdentifer=typo")
-                   .has_value());
-  AcceptProtocolParams(p);
-  auto max = p.OptionalInt("MaxRecords", 20, 100);
-  ASSERT_TRUE(std::holds_alternative<std::optional<int>>(max));
-  EXPECT_EQ(std::get<std::optional<int>>(max), 20);
-  auto bounded = p.OptionalInt("MaxRecords", 21, 100);
-  ASSERT_TRUE(std::holds_alternative<ApiError>(bounded));
-  EXPECT_EQ(std::get<ApiError>(bounded).code, "InvalidParameterValue");
-  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalInt("Duration", 0, 10)));
-  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalBool("ShowCacheNodeInfo")));
-  auto start = p.OptionalTime("StartTime");
-  ASSERT_TRUE(std::holds_alternative<std::optional<std::chrono::system_clock::time_point>>(start));
-  auto missing = p.Required("CacheClusterId");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(missing));
-  EXPECT_EQ(std::get<ApiError>(missing).code, "MissingParameter");
-  // The misspelt FinalSnapshotIdentifier must not be dropped silently.
-  std::optional<ApiError> unknown = p.RejectUnknown();
-  ASSERT_TRUE(unknown.has_value());
-  EXPECT_EQ(unknown->code, "InvalidParameterValue");
-  EXPECT_NE(unknown->message.find("FinalSnapshotIdentifer"), std::string::npos);
-}
-
-TEST(ApiQueryTest, XmlEscapesAndReplacesWhatXmlCannotCarry) {
-  EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
-  EXPECT_EQ(XmlEscape("tab\there\nnew"), "tab\there\nnew");
-  EXPECT_EQ(XmlEscape("caf\xC3\xA9"), "caf\xC3\xA9");
-  // A control character, a lone continuation byte, an overlong '/', a surrogate.
-  EXPECT_EQ(XmlEscape(std::string("a\x01z", 3)), "a\xEF\xBF\xBDz");
-  EXPECT_EQ(XmlEscape("\x80"), "\xEF\xBF\xBD");
-  EXPECT_EQ(XmlEscape("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
-  EXPECT_EQ(XmlEscape("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-}
-
-TEST(ApiQueryTest, RendersResponsesWithTheModelsListMemberNames) {
-  ModelJson result;
-  result["Marker"] = "next";
-  ModelJson snapshot;
-  snapshot["SnapshotName"] = "a&b";
-  snapshot["NumCacheNodes"] = 1;
-  snapshot["Missing"] = nullptr;
-  ModelJson group;
-  group["MemberClusters"] = ModelJson::array({"g-001", "g-002"});
-  group["ClusterEnabled"] = false;
-  result["Snapshots"] = ModelJson::array({snapshot});
-  result["ReplicationGroups"] = ModelJson::array({group});
-  EXPECT_EQ(RenderResponse("DescribeSnapshots", result, "rid-1"),
-            "<DescribeSnapshotsResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\">"
-            "<DescribeSnapshotsResult><Marker>next</Marker><Snapshots><Snapshot>"
-            "<SnapshotName>a&amp;b</SnapshotName><NumCacheNodes>1</NumCacheNodes></Snapshot>"
-            "</Snapshots><ReplicationGroups><ReplicationGroup><MemberClusters>"
-            "<ClusterId>g-001</ClusterId><ClusterId>g-002</ClusterId></MemberClusters>"
-            "<ClusterEnabled>false</ClusterEnabled></ReplicationGroup></ReplicationGroups>"
-            "</DescribeSnapshotsResult><ResponseMetadata><RequestId>rid-1</RequestId>"
-            "</ResponseMetadata></DescribeSnapshotsResponse>\n");
-}
-
-TEST(ApiQueryTest, RendersErrorsWithTheModelsCodesAndStatuses) {
-  // The model's error codes are not always the shape names.
-  const ApiError group = ApiError::Of("InvalidReplicationGroupStateFault", "busy");
-  EXPECT_EQ(group.code, "InvalidReplicationGroupState");
-  EXPECT_EQ(group.http_status, 400);
-  EXPECT_EQ(ApiError::Of("CacheClusterNotFoundFault", "").code, "CacheClusterNotFound");
-  EXPECT_EQ(ApiError::Of("CacheClusterNotFound", "").http_status, 404);
-  EXPECT_EQ(ApiError::Of("ReplicationGroupNotFoundFault", "").http_status, 404);
-  EXPECT_EQ(ApiError::Of("SnapshotNotFoundFault", "").http_status, 404);
-  EXPECT_EQ(ApiError::Of("SnapshotAlreadyExistsFault", "").http_status, 400);
-  EXPECT_EQ(ApiError::Of("MissingAuthenticationToken", "").http_status, 403);
-  const ApiError internal = ApiError::Of("InternalFailure", "x");
-  EXPECT_EQ(internal.http_status, 500);
-  EXPECT_FALSE(internal.sender);
-  EXPECT_EQ(RenderError(ApiError::Of("CacheClusterNotFound", "CacheCluster x not found."), "r"),
-            "<ErrorResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><Error>"
-            "<Type>Sender</Type><Code>CacheClusterNotFound</Code><Message>CacheCluster x not "
-            "found.</Message></Error><RequestId>r</RequestId></ErrorResponse>\n");
-}
-
-TEST(ApiQueryTest, Timestamps) {
-  const auto t = ParseIsoTimestamp("2015-02-02T19:23:17Z");
-  ASSERT_TRUE(t.has_value());
-  EXPECT_EQ(IsoTimestamp(*t), "2015-02-02T19:23:17.000Z");
-  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02T19:23:17.123456Z")),
-            "2015-02-02T19:23:17.123Z");
-  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02T20:23:17+01:00")),
-            "2015-02-02T19:23:17.000Z");
-  EXPECT_EQ(IsoTimestamp(*ParseIsoTimestamp("2015-02-02")), "2015-02-02T00:00:00.000Z");
-  for (const char* bad : {"", "2015-02-30T00:00:00Z", "2015-2-2", "yesterday",
-                          "2015-02-02T19:23:17Zjunk", "2015-02-02T25:00:00Z"}) {
-    EXPECT_FALSE(ParseIsoTimestamp(bad).has_value()) << bad;
-  }
-  EXPECT_EQ(NewRequestId().size(), 36u);
-  EXPECT_NE(NewRequestId(), NewRequestId());
-}
-
-TEST(ApiQueryTest, PagesByMarker) {
-  const std::vector<std::string> items = {"a", "b", "c", "d", "e"};
-  auto key = [](const std::string& s) { return s; };
-  auto [first, marker] = Page(items, key, "", 2);
-  EXPECT_EQ(first, (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(marker, "c");
-  auto [second, marker2] = Page(items, key, marker, 2);
-  EXPECT_EQ(second, (std::vector<std::string>{"c", "d"}));
-  auto [last, end] = Page(items, key, marker2, 2);
-  EXPECT_EQ(last, (std::vector<std::string>{"e"}));
-  EXPECT_EQ(end, "");
-}
-
-// ---- Shapes ----
-
-TEST(ApiShapeTest, HoldOnlyModelMembers) {
-  CacheClusterInfo info;
-  info.cache_cluster_id = "myRedisCluster";
-  info.status = "available";
-  info.engine = "redis";
-  info.engine_version = "7.0.15";
-  info.endpoint = "127.0.0.1:6379";
-  info.role = "master";  // finalsnap's own: not in the shape
-  info.used_memory = 123;
-  const ModelJson j = CacheClusterShape(info, "deleting", true);
-  EXPECT_EQ(
-      j.dump(),
-      R"({"CacheClusterId":"myRedisCluster","Engine":"redis","EngineVersion":"7.0.15",)"
-      R"("CacheClusterStatus":"deleting","NumCacheNodes":1,"CacheNodes":[{"CacheNodeId":)"
-      R"("0001","CacheNodeStatus":"deleting","Endpoint":{"Address":"127.0.0.1","Port":6379}}]})");
-  Snapshot s;
-  s.snapshot_name = "bkup";
-  s.snapshot_status = "available";
-  s.cache_cluster_id = "myRedisCluster";
-  s.num_node_groups = 1;
-  NodeSnapshot n;
-  n.node_group_id = "0001";
-  n.cache_node_id = "0001";
-  n.cache_size = 5u << 20;
-  n.slots = {{0, 16383}};
-  s.node_snapshots.push_back(n);
-  s.gates.push_back(GateVerdict{"durable", "store", true, "ok", "", 1.0});
-  const ModelJson shape = SnapshotShape(s, false);
-  EXPECT_FALSE(shape.contains("Gates"));
-  EXPECT_EQ(shape["NodeSnapshots"][0]["CacheSize"], "5 MB");
-  EXPECT_FALSE(shape["NodeSnapshots"][0].contains("NodeGroupConfiguration"));
-  EXPECT_EQ(SnapshotShape(s, true)["NodeSnapshots"][0]["NodeGroupConfiguration"]["Slots"],
-            "0-16383");
 }
 
 // ---- The registry ----
@@ -357,8 +186,8 @@ class ApiServiceTest : public ::testing::Test {
   std::pair<int, std::string> Call(const std::string& form) {
     QueryParams params;
     if (std::optional<ApiError> e = params.AddForm(form)) return {e->http_status, e->code};
-    HttpResponse r = service_->Handle(std::move(params), "rid", Caller{"AKID", "us-west-2"});
-    return {r.status, r.body};
+    ApiService::Answer a = service_->Handle(std::move(params), "rid", Caller{"AKID", "us-west-2"});
+    return {a.response.status, a.response.body};
   }
 
   void CommitSnapshot(SnapshotStore& store, const std::string& name) {
@@ -440,6 +269,59 @@ TEST_F(ApiServiceTest, RefusesBadRequestsWithTheMatchingErrors) {
 // "I want this", so FinalSnapshotIdentifier= is never "no final snapshot" and CacheClusterId=
 // never "every cluster". Each base request is valid on its own (or fails only later, for a
 // reason other than the blank value), so the refusal seen is the blank value's.
+// One table routes every action: the InvalidAction message lists what it holds, and the server
+// asks it which actions may wait on nodes.
+TEST_F(ApiServiceTest, RoutesEveryActionThroughOneTable) {
+  auto [status, body] = Call("Action=RebootCacheCluster&Version=2015-02-02");
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(body.find("(finalsnap serves DeleteCacheCluster, DeleteReplicationGroup, "
+                      "CreateSnapshot, DescribeSnapshots, DeleteSnapshot, DescribeCacheClusters, "
+                      "DescribeReplicationGroups and DescribeEvents)."),
+            std::string::npos)
+      << body;
+  // Action names compare exactly, as AWS compares them.
+  EXPECT_EQ(Call("Action=describesnapshots&Version=2015-02-02").first, 400);
+  EXPECT_EQ(ApiService::FindAction("describesnapshots"), nullptr);
+  for (const char* action : {"DeleteCacheCluster", "DeleteReplicationGroup", "CreateSnapshot",
+                             "DescribeCacheClusters", "DescribeReplicationGroups"}) {
+    EXPECT_TRUE(ApiService::TalksToNodes(action)) << action;
+  }
+  for (const char* action :
+       {"DescribeSnapshots", "DeleteSnapshot", "DescribeEvents", "RebootCacheCluster", ""}) {
+    EXPECT_FALSE(ApiService::TalksToNodes(action)) << action;
+  }
+  // Exactly the three that start an operation say how it runs.
+  for (const char* action : {"DeleteCacheCluster", "DeleteReplicationGroup", "CreateSnapshot"}) {
+    ASSERT_NE(ApiService::FindAction(action), nullptr) << action;
+    EXPECT_NE(ApiService::FindAction(action)->run, nullptr) << action;
+  }
+  for (const char* action : {"DescribeSnapshots", "DeleteSnapshot", "DescribeCacheClusters",
+                             "DescribeReplicationGroups", "DescribeEvents"}) {
+    ASSERT_NE(ApiService::FindAction(action), nullptr) << action;
+    EXPECT_EQ(ApiService::FindAction(action)->run, nullptr) << action;
+  }
+  // The answer names its action and error code for the log, without reading the XML back.
+  QueryParams params;
+  ASSERT_FALSE(
+      params.AddForm("Action=DeleteSnapshot&Version=2015-02-02&SnapshotName=nope").has_value());
+  ApiService::Answer answer = service_->Handle(std::move(params), "rid", Caller{"AKID", "r"});
+  EXPECT_EQ(answer.action, "DeleteSnapshot");
+  EXPECT_EQ(answer.error_code, "SnapshotNotFoundFault");
+  EXPECT_EQ(answer.response.status, 404);
+  // Parameters a model defines but finalsnap does not implement are refused by name.
+  auto [tags_status, tags] = Call(
+      "Action=CreateSnapshot&Version=2015-02-02&SnapshotName=s&CacheClusterId=myRedisCluster&"
+      "Tags.Tag.1.Key=k&Tags.Tag.1.Value=v");
+  EXPECT_EQ(tags_status, 400);
+  EXPECT_NE(tags.find("Tags are not supported on snapshots."), std::string::npos) << tags;
+  auto [kms_status, kms] = Call(
+      "Action=CreateSnapshot&Version=2015-02-02&SnapshotName=s&CacheClusterId=myRedisCluster&"
+      "KmsKeyId=k");
+  EXPECT_EQ(kms_status, 400);
+  EXPECT_NE(kms.find("KmsKeyId is not supported"), std::string::npos) << kms;
+  EXPECT_FALSE(fs::exists(fleet_.storage.path / "s"));
+}
+
 TEST_F(ApiServiceTest, RefusesEveryParameterGivenEmptyOrBlank) {
   struct Case {
     std::string action;

@@ -29,7 +29,6 @@ using detail::BufferPool;
 using detail::Loop;
 using detail::Pipeline;
 using detail::PipelineResult;
-using detail::ReadbackSettings;
 using detail::Task;
 using testing::RdbBuilder;
 using testing::RunCommand;
@@ -71,20 +70,42 @@ std::vector<uint8_t> ReadFile(const std::string& path) {
 
 Task<PipelineResult> FinishTask(Pipeline& p) { co_return co_await p.Finish(); }
 
+// Read the file back while it is written, as the operation does: a StreamingReadback of `path`
+// as the pipeline's WriteFollower.
+struct ReadbackSettings {
+  std::filesystem::path path;
+  StreamingReadback::Options options = {};
+};
+
+// What the pipeline gave, and what the readback found (none without ReadbackSettings, or when
+// the pipeline was aborted; a report with an io_error when the readback could not start).
+struct Pushed : PipelineResult {
+  std::optional<ReadbackReport> readback;
+};
+
 // Pushes `rdb` through a pipeline writing `path`, as the replication capture does: pooled
 // buffers, the loop run whenever the pool is empty. Stops after `stop_after` bytes and aborts
 // when that is less than the whole RDB.
-PipelineResult Push(const std::string& path, Compression codec,
-                    std::optional<ReadbackSettings> readback, const std::vector<uint8_t>& rdb,
-                    size_t stop_after = SIZE_MAX) {
+Pushed Push(const std::string& path, Compression codec, std::optional<ReadbackSettings> readback,
+            const std::vector<uint8_t>& rdb, size_t stop_after = SIZE_MAX) {
   const int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
   EXPECT_GE(fd, 0) << path;
   Loop loop;
   BufferPool pool(16, 64 * 1024);
-  PipelineResult result;
+  Pushed result;
+  std::unique_ptr<StreamingReadback> follower;
+  if (readback) {
+    auto started = StreamingReadback::Start(readback->path, codec, readback->options);
+    if (auto* error = std::get_if<std::string>(&started)) {
+      result.readback.emplace();
+      result.readback->io_error = *error;
+    } else {
+      follower = std::move(std::get<std::unique_ptr<StreamingReadback>>(started));
+    }
+  }
   {
     Pipeline pipeline(loop, pool, {codec, codec == Compression::kNone ? 0 : 1}, fd,
-                      std::move(readback));
+                      follower.get());
     size_t pos = 0;
     const size_t end = std::min(stop_after, rdb.size());
     while (pos < end) {
@@ -102,7 +123,8 @@ PipelineResult Push(const std::string& path, Compression codec,
     if (end < rdb.size()) {
       pipeline.Abort();
     } else {
-      result = detail::RunToCompletion(loop, FinishTask(pipeline));
+      static_cast<PipelineResult&>(result) = detail::RunToCompletion(loop, FinishTask(pipeline));
+      if (follower) result.readback = follower->Wait();
     }
   }
   ::close(fd);
@@ -147,7 +169,7 @@ TEST_P(PipelineReadbackTest, ReadsBackWhileWritingAndTheCliDecodesTheExactRdb) {
   std::atomic<int> stretches_seen{0};
   rb.options.before_read = [&](uint64_t, uint64_t) { ++stretches_seen; };
 
-  const PipelineResult r = Push(path, c.codec, rb, rdb);
+  const Pushed r = Push(path, c.codec, rb, rdb);
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   ASSERT_TRUE(r.rdb_complete);
   ASSERT_TRUE(r.readback.has_value());
@@ -231,7 +253,7 @@ TEST_P(PipelineCorruptionTest, ACorruptedStoredStretchFailsTheReadback) {
     ::close(r);
     ::close(w);
   };
-  const PipelineResult r = Push(path, c.codec, rb, TestRdb());
+  const Pushed r = Push(path, c.codec, rb, TestRdb());
   // The stream itself was fine: only what is stored is wrong.
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   ASSERT_GT(flipped_at, 0u);
@@ -265,7 +287,7 @@ TEST(PipelineReadbackEdgeTest, AFileCutShortUnderTheReadbackFails) {
       ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(offset + 10)), 0);
     }
   };
-  const PipelineResult r = Push(path, Compression::kZstd, rb, TestRdb());
+  const Pushed r = Push(path, Compression::kZstd, rb, TestRdb());
   ASSERT_TRUE(r.readback.has_value());
   // The writer goes on writing at its own offset, so what follows the cut reads as a hole of
   // zeros or as the end of the file, depending on timing: either way it must not read back.
@@ -276,7 +298,7 @@ TEST(PipelineReadbackEdgeTest, AReadbackThatCannotStartIsReportedNotFatal) {
   TempDir dir;
   const std::string path = dir / "0001.rdb.zst";
   ReadbackSettings rb{dir.path() / "missing" / "0001.rdb.zst", {}};
-  const PipelineResult r = Push(path, Compression::kZstd, rb, TestRdb());
+  const Pushed r = Push(path, Compression::kZstd, rb, TestRdb());
   EXPECT_TRUE(r.status.ok()) << r.status.message();
   ASSERT_TRUE(r.readback.has_value());
   EXPECT_NE(r.readback->io_error.find("open"), std::string::npos) << r.readback->io_error;
@@ -288,13 +310,13 @@ TEST(PipelineReadbackEdgeTest, AbortStopsTheReadbackThread) {
   ReadbackSettings rb{path, {}};
   rb.options.stretch_bytes = 64 * 1024;
   // Half the RDB, then Abort: must return (no thread left waiting for a Close that never comes).
-  const PipelineResult r = Push(path, Compression::kZstd, rb, TestRdb(), TestRdb().size() / 2);
+  const Pushed r = Push(path, Compression::kZstd, rb, TestRdb(), TestRdb().size() / 2);
   EXPECT_FALSE(r.readback.has_value());
 }
 
 TEST(PipelineReadbackEdgeTest, WithoutReadbackSettingsThereIsNoReport) {
   TempDir dir;
-  const PipelineResult r = Push(dir / "0001.rdb.zst", Compression::kZstd, std::nullopt, TestRdb());
+  const Pushed r = Push(dir / "0001.rdb.zst", Compression::kZstd, std::nullopt, TestRdb());
   ASSERT_TRUE(r.status.ok());
   EXPECT_FALSE(r.readback.has_value());
 }
@@ -335,7 +357,7 @@ TEST(StreamingReadbackTest, AnRdbWithoutChecksumGetsADeepPass) {
   const std::vector<uint8_t> rdb = b.Finish(testing::Trailer::kZeroCrc);
   TempDir dir;
   const std::string path = dir / "0001.rdb.zst";
-  const PipelineResult r = Push(path, Compression::kZstd, ReadbackSettings{path, {}}, rdb);
+  const Pushed r = Push(path, Compression::kZstd, ReadbackSettings{path, {}}, rdb);
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   ASSERT_TRUE(r.readback.has_value());
   EXPECT_TRUE(r.readback->ok()) << r.readback->io_error;

@@ -1,4 +1,4 @@
-// TcpProbe (engine/tcp_probe.h) on a real loop against real sockets: a listener accepts, a
+// TcpProbe (engine/loop/tcp_probe.h) on a real loop against real sockets: a listener accepts, a
 // closed port refuses, a name that does not resolve says so; every run ends with the loop
 // closed cleanly (Loop's destructor requires uv_loop_close() == 0), so no handle leaks.
 #include "tcp_probe.h"

@@ -1,4 +1,4 @@
-// libFuzzer target for the replication framing parser (engine/repl_framing.h).
+// libFuzzer target for the replication framing parser (engine/capture/repl_framing.h).
 //
 // Input layout:  [mode] [seed] [bytes ...]
 //   mode % 3        the chunking: 0 whole, 1 one byte at a time, 2 pseudo-random pieces (0 to

@@ -1,4 +1,4 @@
-// The API server's HTTP layer (engine/http_server.h behind finalsnap::Serve), spoken to over
+// The API server's HTTP layer (engine/api/http_server.h behind finalsnap::Serve), spoken to over
 // raw loopback sockets: keep-alive and pipelining, Connection: close and HTTP/1.0, the bounds
 // on what a peer may send (header count and size, request-target, body), malformed requests,
 // methods and paths the API does not serve, and a clean stop. The requests are unsigned, so

@@ -539,7 +539,7 @@ TEST_P(EngineCreateSnapshotTest, NodeKeepsRunningWithConfigRestored) {
   // phases in order, and the transfer's progress during the capture.
   std::vector<std::string> phases;
   std::vector<std::string> gates;
-  size_t progress = 0;
+  std::vector<TransferProgress> progress;
   for (const OperationEvent& e : events) {
     switch (e.kind) {
       case OperationEvent::Kind::kPhase:
@@ -552,15 +552,46 @@ TEST_P(EngineCreateSnapshotTest, NodeKeepsRunningWithConfigRestored) {
         break;
       case OperationEvent::Kind::kProgress:
         EXPECT_EQ(phases.back(), "capture");
-        ++progress;
+        progress.push_back(e.progress);
         break;
     }
   }
   EXPECT_EQ(phases, std::vector<std::string>({"preflight", "quiesce", "capture", "store"}));
   EXPECT_EQ(gates, GateNames(r));
-  EXPECT_GT(progress, 0u);
   EXPECT_EQ(r.cluster.status, "available");
   ASSERT_TRUE(r.snapshot.has_value()) << Describe(r);
+  // Progress per shard: the last event is the finished transfer at exactly 100 %, with every
+  // stored byte read back. The size is exact from the first event when the server sends
+  // `$<length>` (disk-based sync) or the node's RDB file is read; a diskless stream's size is an
+  // estimate until it ends.
+  ASSERT_GE(progress.size(), 2u);
+  const NodeSnapshot& stored = r.snapshot->node_snapshots.at(0);
+  const TransferProgress& last = progress.back();
+  ASSERT_EQ(last.shards.size(), 1u);
+  const ShardProgress& shard = last.shards[0];
+  EXPECT_EQ(shard.node_group_id, "0001");
+  EXPECT_TRUE(shard.done);
+  EXPECT_TRUE(shard.exact);
+  EXPECT_TRUE(last.exact);
+  EXPECT_EQ(shard.received, stored.rdb_bytes);
+  EXPECT_EQ(shard.expected, stored.rdb_bytes);
+  EXPECT_EQ(last.bytes, last.expected);
+  EXPECT_EQ(shard.stored, stored.stored_bytes);
+  EXPECT_EQ(shard.read_back, stored.stored_bytes);
+  for (size_t i = 0; i + 1 < progress.size(); ++i) {
+    ASSERT_EQ(progress[i].shards.size(), 1u);
+    const ShardProgress& p = progress[i].shards[0];
+    EXPECT_FALSE(p.done) << "event " << i;
+    EXPECT_LE(p.received, stored.rdb_bytes) << "event " << i;
+    EXPECT_LE(p.read_back, p.stored) << "event " << i;
+    // (A disk-based sync reports keepalives, with nothing received yet, before its `$` line.)
+    if (p.received > 0 || GetParam() != Capture::kSyncDisk) {
+      EXPECT_EQ(p.exact, GetParam() != Capture::kSyncDiskless) << "event " << i;
+    }
+    if (p.exact) {
+      EXPECT_EQ(p.expected, stored.rdb_bytes) << "event " << i;
+    }
+  }
   EXPECT_EQ(r.snapshot->final_snapshot_of, "");
   // The node is exactly as before (data, config) and takes writes at once.
   ExpectNodeUntouched(server, before);

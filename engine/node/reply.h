@@ -1,0 +1,46 @@
+// A server's reply, copied out of hiredis, and the INFO text parsers: the one copy the engine's
+// node client and localnode's synchronous client (the demo's and the tests' servers) share.
+#ifndef FINALSNAP_ENGINE_REPLY_H_
+#define FINALSNAP_ENGINE_REPLY_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "finalsnap/rdb/validator.h"
+
+struct redisReply;
+
+namespace finalsnap::detail {
+
+// An owned copy of a redisReply, so that it outlives it.
+struct Reply {
+  enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus and kError
+  long long integer = 0;
+  std::vector<Reply> elements;  // kArray
+
+  bool is_error() const { return type == Type::kError; }
+  bool is_nil() const { return type == Type::kNil; }
+  bool ok() const { return type == Type::kStatus && str == "OK"; }  // +OK
+  // A readable form for messages: the string, the number, "[a, b]" or "(nil)".
+  std::string ToString() const;
+};
+
+// Copies hiredis' reply (nullptr: a nil Reply). RESP2 only, as hiredis 0.14 speaks.
+Reply ReplyFrom(const redisReply* r);
+
+// INFO text -> field map ("redis_version" -> "7.0.15"); section headers and blank lines skipped.
+std::map<std::string, std::string> ParseInfo(std::string_view text);
+// The value of an INFO field made of fields, "keys=3,expires=1,avg_ttl=0" or
+// "ip=127.0.0.1,port=6380,state=online,offset=42,lag=0", as name -> value.
+std::map<std::string, std::string> ParseInfoFields(std::string_view text);
+// "db0:keys=1,expires=0,avg_ttl=0" lines of an INFO map -> per-database counts.
+std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
+
+}  // namespace finalsnap::detail
+
+#endif  // FINALSNAP_ENGINE_REPLY_H_

@@ -1,0 +1,697 @@
+#include "topology.h"
+#include "finalsnap/text.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace finalsnap::detail {
+// GCC 12: a coroutine is never called with a temporary argument inside a co_await (it frees the
+// temporary twice), so every such argument is named first.
+namespace {
+
+std::optional<uint64_t> ToU64(std::string_view s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string Field(const std::map<std::string, std::string>& m, const std::string& k) {
+  auto it = m.find(k);
+  return it == m.end() ? std::string() : it->second;
+}
+
+// Hosts compared as the nodes announce them: "localhost" is the loopback address.
+std::string CanonicalHost(std::string host) {
+  if (host == "localhost") return "127.0.0.1";
+  return host;
+}
+
+bool SameAddress(const NodeAddress& a, const std::string& host, uint16_t port) {
+  return a.port == port && CanonicalHost(a.host) == CanonicalHost(host);
+}
+
+bool AddressLess(const GroupNode* a, const GroupNode* b) {
+  const std::string ha = CanonicalHost(a->address.host), hb = CanonicalHost(b->address.host);
+  if (ha != hb) return ha < hb;
+  return a->address.port < b->address.port;
+}
+
+std::string Pad(size_t n, int width) {
+  std::string s = std::to_string(n);
+  if (s.size() < static_cast<size_t>(width)) s.insert(0, static_cast<size_t>(width) - s.size(), '0');
+  return s;
+}
+
+// A sentinel's reply to SENTINEL MASTER / one entry of SENTINEL REPLICAS: a flat field/value
+// array (RESP2) as a map.
+std::map<std::string, std::string> FlatMap(const Reply& r) {
+  std::map<std::string, std::string> m;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    m[r.elements[i].str] = r.elements[i + 1].str;
+  }
+  return m;
+}
+
+bool HasFlag(const std::string& flags, std::string_view flag) {
+  size_t start = 0;
+  while (start <= flags.size()) {
+    size_t end = flags.find(',', start);
+    if (end == std::string::npos) end = flags.size();
+    if (std::string_view(flags).substr(start, end - start) == flag) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+NodeAddress AddressOf(const Endpoint& e) { return NodeAddress{e.host, e.port}; }
+
+class Discovery {
+ public:
+  Discovery(Loop& loop, const DiscoveryRequest& request) : loop_(loop), request_(request) {}
+
+  Task<Topology> Run();
+
+ private:
+  // The node at `address`, connected and with INFO read; an existing one is reused. On failure
+  // sets topology_.unreachable and returns nullptr.
+  Task<GroupNode*> Attach(NodeAddress address);
+  Task<bool> Standalone();
+  Task<bool> Replicated(NodeAddress primary_address);
+  Task<bool> Cluster(GroupNode* seed);
+  // The primary as the sentinels see it; sets unreachable/inconsistent on failure.
+  Task<std::optional<NodeAddress>> AskSentinels();
+  Task<bool> CheckSentinelReplicas(const GroupShard& shard);
+  void NameMembers();
+  bool Inconsistent(std::string why) {
+    if (topology_.inconsistent.empty()) topology_.inconsistent = std::move(why);
+    return false;
+  }
+
+  Loop& loop_;
+  const DiscoveryRequest& request_;
+  Topology topology_;
+  std::vector<std::map<std::string, std::string>> sentinel_replicas_;  // per sentinel, by addr
+};
+
+Task<GroupNode*> Discovery::Attach(NodeAddress address) {
+  for (auto& n : topology_.nodes) {
+    if (SameAddress(n->address, address.host, address.port)) co_return n.get();
+  }
+  auto node = std::make_unique<GroupNode>();
+  node->address = address;
+  node->client = std::make_unique<NodeClient>(loop_, address, request_.auth, request_.timeouts);
+  if (Status s = co_await node->client->Connect(); !s.ok()) {
+    topology_.unreachable = address.ToString() + " is not reachable: " + s.message();
+    co_return nullptr;
+  }
+  CommandOutcome info = co_await node->client->Command(Argv("INFO", "all"));
+  if (!info.ok()) {
+    topology_.unreachable = "INFO on " + address.ToString() + " failed: " + info.Error();
+    co_return nullptr;
+  }
+  node->info = ParseInfo(info.reply.str);
+  node->facts = ParseServerFacts(node->info);
+  node->primary = node->facts.role == "master";
+  node->master_host = Field(node->info, "master_host");
+  node->master_port = static_cast<uint16_t>(ToU64(Field(node->info, "master_port")).value_or(0));
+  node->link_up = Field(node->info, "master_link_status") == "up";
+  node->applied_offset = ToU64(Field(node->info, "slave_repl_offset")).value_or(0);
+  topology_.nodes.push_back(std::move(node));
+  co_return topology_.nodes.back().get();
+}
+
+Task<Topology> Discovery::Run() {
+  topology_.is_group = !request_.group_id.empty();
+  if (!topology_.is_group) {
+    topology_.discovered_via = "endpoint";
+    co_await Standalone();
+    co_return std::move(topology_);
+  }
+  std::optional<NodeAddress> primary;
+  if (!request_.sentinels.empty()) {
+    topology_.discovered_via = "sentinel";
+    primary = co_await AskSentinels();
+    if (!primary) co_return std::move(topology_);
+  } else {
+    topology_.discovered_via = "endpoints";
+  }
+  // Every endpoint the fleet file lists must answer and belong to the group.
+  std::vector<GroupNode*> seeds;
+  for (const Endpoint& e : request_.endpoints) {
+    const NodeAddress address = AddressOf(e);
+    GroupNode* n = co_await Attach(address);
+    if (n == nullptr) co_return std::move(topology_);
+    seeds.push_back(n);
+  }
+  if (seeds.empty()) {
+    GroupNode* n = co_await Attach(*primary);
+    if (n == nullptr) co_return std::move(topology_);
+    seeds.push_back(n);
+  }
+  const bool cluster = seeds.front()->facts.cluster_enabled;
+  for (GroupNode* s : seeds) {
+    if (s->facts.cluster_enabled != cluster) {
+      Inconsistent(s->address.ToString() + " has cluster mode " +
+                   (s->facts.cluster_enabled ? "on" : "off") + " but " +
+                   seeds.front()->address.ToString() + " has it " + (cluster ? "on" : "off"));
+      co_return std::move(topology_);
+    }
+    if (s->facts.loading) {
+      Inconsistent(s->address.ToString() + " is still loading its dataset");
+      co_return std::move(topology_);
+    }
+  }
+  if (cluster) {
+    topology_.cluster_enabled = true;
+    co_await Cluster(seeds.front());
+    co_return std::move(topology_);
+  }
+  // One primary: each seed is it or names it.
+  std::optional<NodeAddress> named;
+  const GroupNode* named_by = nullptr;
+  for (GroupNode* s : seeds) {
+    const NodeAddress p = s->primary ? s->address : NodeAddress{s->master_host, s->master_port};
+    if (!named) {
+      named = p;
+      named_by = s;
+    } else if (!SameAddress(*named, p.host, p.port)) {
+      if (s->primary && named_by->primary) {
+        Inconsistent("two primaries: " + named->ToString() + " and " + p.ToString() +
+                     " both have role master");
+      } else {
+        Inconsistent("members disagree about who is primary: " + named_by->address.ToString() +
+                     " follows " + named->ToString() + ", " + s->address.ToString() +
+                     " follows " + p.ToString());
+      }
+      co_return std::move(topology_);
+    }
+  }
+  if (primary && !SameAddress(*primary, named->host, named->port)) {
+    Inconsistent("the sentinels name " + primary->ToString() + " as primary, but " +
+                 named_by->address.ToString() + " follows " + named->ToString());
+    co_return std::move(topology_);
+  }
+  co_await Replicated(*named);
+  co_return std::move(topology_);
+}
+
+Task<bool> Discovery::Standalone() {
+  const NodeAddress address = AddressOf(request_.endpoints.front());
+  GroupNode* node = co_await Attach(address);
+  if (node == nullptr) co_return false;
+  // ROLE lists only replicas that are online, INFO counts every attached one; both must agree
+  // the node is alone.
+  CommandOutcome role_reply = co_await node->client->Command(Argv("ROLE"));
+  std::optional<RoleInfo> role;
+  if (role_reply.ok()) role = ParseRole(role_reply.reply);
+  const ServerFacts& f = node->facts;
+  if (role && role->role != f.role) {
+    co_return Inconsistent("ROLE says " + role->role + " but INFO says " + f.role);
+  }
+  if (role && !role->replicas.empty()) {
+    co_return Inconsistent("the node is the primary of a replication group with " +
+                           std::to_string(role->replicas.size()) +
+                           " online replica(s); use delete-replication-group");
+  }
+  if (f.loading) co_return Inconsistent("the node is still loading its dataset");
+  if (f.cluster_enabled) {
+    co_return Inconsistent("the node is a Redis Cluster member; use delete-replication-group");
+  }
+  if (f.role != "master") {
+    co_return Inconsistent("the node is a replica (role " + f.role +
+                           "); a cache cluster is a standalone primary");
+  }
+  if (f.connected_replicas > 0) {
+    co_return Inconsistent("the node is the primary of a replication group with " +
+                           std::to_string(f.connected_replicas) +
+                           " replica(s); use delete-replication-group");
+  }
+  GroupShard shard;
+  shard.node_group_id = "0001";
+  shard.primary = node;
+  shard.members.push_back(node);
+  topology_.shards.push_back(std::move(shard));
+  topology_.topology_evidence =
+      "standalone primary (INFO and ROLE agree), no replicas attached, cluster mode off";
+  co_return true;
+}
+
+Task<std::optional<NodeAddress>> Discovery::AskSentinels() {
+  std::optional<NodeAddress> agreed;
+  std::string agreed_by;
+  for (const Endpoint& e : request_.sentinels) {
+    // Sentinels keep their own ACLs; they are asked without the nodes' credentials.
+    NodeClient sentinel(loop_, AddressOf(e), NodeAuth{}, request_.timeouts);
+    if (Status s = co_await sentinel.Connect(); !s.ok()) {
+      topology_.unreachable = "sentinel " + e.ToString() + " is not reachable: " + s.message();
+      co_return std::nullopt;
+    }
+    CommandOutcome addr =
+        co_await sentinel.Command(Argv("SENTINEL", "get-master-addr-by-name", request_.master_name));
+    if (!addr.ok() || addr.reply.elements.size() != 2) {
+      topology_.unreachable = "sentinel " + e.ToString() + " does not know master '" +
+                              request_.master_name + "'" +
+                              (addr.ok() ? std::string() : ": " + addr.Error());
+      co_return std::nullopt;
+    }
+    const NodeAddress p{addr.reply.elements[0].str,
+                        static_cast<uint16_t>(ToU64(addr.reply.elements[1].str).value_or(0))};
+    if (!agreed) {
+      agreed = p;
+      agreed_by = e.ToString();
+    } else if (!SameAddress(*agreed, p.host, p.port)) {
+      Inconsistent("sentinels disagree about the primary: " + agreed_by + " names " +
+                   agreed->ToString() + ", " + e.ToString() + " names " + p.ToString());
+      co_return std::nullopt;
+    }
+    CommandOutcome master = co_await sentinel.Command(Argv("SENTINEL", "MASTER", request_.master_name));
+    if (!master.ok()) {
+      Inconsistent("SENTINEL MASTER on " + e.ToString() + " failed: " + master.Error());
+      co_return std::nullopt;
+    }
+    const std::string flags = FlatMap(master.reply)["flags"];
+    for (const char* bad : {"failover_in_progress", "promoted", "s_down", "o_down"}) {
+      if (HasFlag(flags, bad)) {
+        Inconsistent(std::string("sentinel ") + e.ToString() + " reports the primary as " + bad +
+                     (HasFlag(flags, "failover_in_progress") ? " (a failover is in progress)" : "") +
+                     " (flags " + flags + ")");
+        co_return std::nullopt;
+      }
+    }
+    CommandOutcome replicas =
+        co_await sentinel.Command(Argv("SENTINEL", "REPLICAS", request_.master_name));
+    std::map<std::string, std::string> seen;
+    if (replicas.ok()) {
+      for (const Reply& r : replicas.reply.elements) {
+        auto m = FlatMap(r);
+        seen[CanonicalHost(m["ip"]) + ":" + m["port"]] = m["flags"];
+      }
+    }
+    sentinel_replicas_.push_back(std::move(seen));
+    topology_.sentinels.push_back(AddressOf(e));
+  }
+  co_return agreed;
+}
+
+Task<bool> Discovery::CheckSentinelReplicas(const GroupShard& shard) {
+  for (size_t i = 0; i < sentinel_replicas_.size(); ++i) {
+    const std::string who = topology_.sentinels[i].ToString();
+    for (const auto& [addr, flags] : sentinel_replicas_[i]) {
+      if (HasFlag(flags, "s_down") || HasFlag(flags, "o_down") ||
+          HasFlag(flags, "disconnected")) {
+        co_return Inconsistent("sentinel " + who + " reports replica " + addr + " as down (flags " +
+                               flags + ")");
+      }
+      bool member = false;
+      for (const GroupNode* r : shard.replicas) {
+        member = member || CanonicalHost(r->address.host) + ":" +
+                                   std::to_string(r->address.port) == addr;
+      }
+      if (!member) {
+        co_return Inconsistent("sentinel " + who + " knows replica " + addr +
+                               ", which the primary does not list as online");
+      }
+    }
+    if (sentinel_replicas_[i].size() != shard.replicas.size()) {
+      co_return Inconsistent("sentinel " + who + " knows " +
+                             std::to_string(sentinel_replicas_[i].size()) +
+                             " replica(s), the primary lists " +
+                             std::to_string(shard.replicas.size()));
+    }
+  }
+  co_return true;
+}
+
+Task<bool> Discovery::Replicated(NodeAddress primary_address) {
+  GroupNode* primary = co_await Attach(primary_address);
+  if (primary == nullptr) co_return false;
+  if (!primary->primary) {
+    co_return Inconsistent(primary_address.ToString() + " is named as the primary but has role " +
+                           primary->facts.role);
+  }
+  GroupShard shard;
+  shard.node_group_id = "0001";
+  shard.primary = primary;
+  const std::vector<ReplicaLine> lines = ParseReplicaLines(primary->info);
+  for (const ReplicaLine& line : lines) {
+    if (line.state != "online") {
+      co_return Inconsistent("replica " + line.ip + ":" + std::to_string(line.port) + " of " +
+                             primary_address.ToString() + " is in state " + line.state +
+                             ", not online");
+    }
+  }
+  // ROLE lists the online replicas too: both views must agree.
+  CommandOutcome role_reply = co_await primary->client->Command(Argv("ROLE"));
+  std::optional<RoleInfo> role;
+  if (role_reply.ok()) role = ParseRole(role_reply.reply);
+  if (!role || role->role != "master" || role->replicas.size() != lines.size()) {
+    co_return Inconsistent("ROLE on " + primary_address.ToString() + " lists " +
+                           (role ? std::to_string(role->replicas.size()) : std::string("no")) +
+                           " replica(s), INFO replication " + std::to_string(lines.size()));
+  }
+  for (const ReplicaLine& line : lines) {
+    const NodeAddress address{line.ip, line.port};
+    GroupNode* r = co_await Attach(address);
+    if (r == nullptr) co_return false;
+    if (r->primary || !SameAddress(primary->address, r->master_host, r->master_port)) {
+      co_return Inconsistent("members disagree about who is primary: " +
+                             primary_address.ToString() + " lists " + r->address.ToString() +
+                             " as its replica, but that node " +
+                             (r->primary ? std::string("has role master")
+                                         : "follows " + r->master_host + ":" +
+                                               std::to_string(r->master_port)));
+    }
+    if (!r->link_up) {
+      co_return Inconsistent("replica " + r->address.ToString() + " has its link to the primary down");
+    }
+    shard.replicas.push_back(r);
+  }
+  // Every node reached (the fleet file's endpoints) must be in the group just found.
+  for (auto& n : topology_.nodes) {
+    if (n.get() != primary && std::find(shard.replicas.begin(), shard.replicas.end(), n.get()) ==
+                                  shard.replicas.end()) {
+      co_return Inconsistent(n->address.ToString() + " follows " + primary_address.ToString() +
+                             " but the primary does not list it as an online replica");
+    }
+  }
+  std::sort(shard.replicas.begin(), shard.replicas.end(), AddressLess);
+  shard.members = shard.replicas;
+  shard.members.push_back(primary);
+  std::sort(shard.members.begin(), shard.members.end(), AddressLess);
+  if (!request_.sentinels.empty() && !co_await CheckSentinelReplicas(shard)) co_return false;
+  topology_.topology_evidence =
+      "primary " + primary_address.ToString() + " with " + std::to_string(shard.replicas.size()) +
+      " online replica(s) (INFO, ROLE" + (request_.sentinels.empty() ? "" : ", sentinels") +
+      " agree; every link up)";
+  topology_.shards.push_back(std::move(shard));
+  NameMembers();
+  co_return true;
+}
+
+Task<bool> Discovery::Cluster(GroupNode* seed) {
+  CommandOutcome nodes_reply = co_await seed->client->Command(Argv("CLUSTER", "NODES"));
+  if (!nodes_reply.ok()) {
+    co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + " failed: " +
+                           nodes_reply.Error());
+  }
+  std::string error;
+  std::optional<std::vector<ClusterNodeLine>> lines = ParseClusterNodes(nodes_reply.reply.str, &error);
+  if (!lines) co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + ": " + error);
+  CommandOutcome cinfo = co_await seed->client->Command(Argv("CLUSTER", "INFO"));
+  if (cinfo.ok()) {
+    const std::string state = Field(ParseInfo(cinfo.reply.str), "cluster_state");
+    if (state != "ok") co_return Inconsistent("cluster_state is " + state + ", not ok");
+  }
+  int covered = 0;
+  std::vector<const ClusterNodeLine*> masters;
+  for (const ClusterNodeLine& l : *lines) {
+    for (const char* bad : {"fail", "fail?", "handshake", "noaddr"}) {
+      if (l.flags.count(bad)) {
+        co_return Inconsistent("cluster node " + l.host + ":" + std::to_string(l.port) +
+                               " is flagged " + bad);
+      }
+    }
+    if (l.migrating) {
+      co_return Inconsistent("slots are migrating on " + l.host + ":" + std::to_string(l.port));
+    }
+    if (l.flags.count("master")) {
+      if (l.slots.empty()) {
+        co_return Inconsistent("primary " + l.host + ":" + std::to_string(l.port) +
+                               " serves no slots");
+      }
+      for (auto [a, b] : l.slots) covered += b - a + 1;
+      masters.push_back(&l);
+    }
+  }
+  if (covered != 16384) {
+    co_return Inconsistent("only " + std::to_string(covered) + " of 16384 slots are served");
+  }
+  std::sort(masters.begin(), masters.end(),
+            [](const ClusterNodeLine* a, const ClusterNodeLine* b) {
+              return a->slots.front().first < b->slots.front().first;
+            });
+  // The view every node must share: who is primary, which slots each primary serves, and whose
+  // replica each node is. (A slot a node gave up with CLUSTER DELSLOTS stays assigned in the
+  // other nodes' views, so only comparing every view finds it.)
+  auto signature = [](const std::vector<ClusterNodeLine>& ls) {
+    std::vector<std::string> parts;
+    for (const ClusterNodeLine& l : ls) {
+      parts.push_back(l.id + (l.flags.count("master")
+                                  ? " master " + SlotRangesText(l.slots)
+                                  : " of " + l.master_id));
+    }
+    std::sort(parts.begin(), parts.end());
+    std::string s;
+    for (const std::string& p : parts) s += p + ";";
+    return s;
+  };
+  const std::string view = signature(*lines);
+  for (size_t i = 0; i < masters.size(); ++i) {
+    const ClusterNodeLine* m = masters[i];
+    GroupShard shard;
+    shard.node_group_id = Pad(i + 1, 4);
+    shard.slots = m->slots;
+    const NodeAddress primary_address{m->host, m->port};
+    shard.primary = co_await Attach(primary_address);
+    if (shard.primary == nullptr) co_return false;
+    shard.primary->cluster_node_id = m->id;
+    for (const ClusterNodeLine& l : *lines) {
+      if (l.master_id != m->id) continue;
+      const NodeAddress address{l.host, l.port};
+      GroupNode* r = co_await Attach(address);
+      if (r == nullptr) co_return false;
+      r->cluster_node_id = l.id;
+      if (r->primary || !SameAddress(shard.primary->address, r->master_host, r->master_port)) {
+        co_return Inconsistent("members disagree about who is primary: CLUSTER NODES makes " +
+                               r->address.ToString() + " a replica of " +
+                               shard.primary->address.ToString() + ", but its INFO says " +
+                               (r->primary ? std::string("role master")
+                                           : "it follows " + r->master_host + ":" +
+                                                 std::to_string(r->master_port)));
+      }
+      if (!r->link_up) {
+        co_return Inconsistent("replica " + r->address.ToString() +
+                               " has its link to the primary down");
+      }
+      shard.replicas.push_back(r);
+    }
+    if (!shard.primary->primary) {
+      co_return Inconsistent("CLUSTER NODES makes " + shard.primary->address.ToString() +
+                             " a primary, but its INFO says role " + shard.primary->facts.role);
+    }
+    std::sort(shard.replicas.begin(), shard.replicas.end(), AddressLess);
+    shard.members = shard.replicas;
+    shard.members.push_back(shard.primary);
+    std::sort(shard.members.begin(), shard.members.end(), AddressLess);
+    topology_.shards.push_back(std::move(shard));
+  }
+  for (const ClusterNodeLine& l : *lines) {
+    if (l.flags.count("slave") && std::none_of(masters.begin(), masters.end(),
+                                               [&](const ClusterNodeLine* m) {
+                                                 return m->id == l.master_id;
+                                               })) {
+      co_return Inconsistent("replica " + l.host + ":" + std::to_string(l.port) +
+                             " follows " + l.master_id + ", which is not a primary");
+    }
+  }
+  // Every member must see the same cluster, and see it healthy.
+  for (auto& n : topology_.nodes) {
+    if (n.get() == seed) continue;
+    CommandOutcome r = co_await n->client->Command(Argv("CLUSTER", "NODES"));
+    std::optional<std::vector<ClusterNodeLine>> other;
+    if (r.ok()) other = ParseClusterNodes(r.reply.str, &error);
+    if (!other || signature(*other) != view) {
+      co_return Inconsistent("members disagree about the cluster: " + n->address.ToString() +
+                             " and " + seed->address.ToString() +
+                             " have different CLUSTER NODES views (primaries, slots, replicas)");
+    }
+    CommandOutcome info = co_await n->client->Command(Argv("CLUSTER", "INFO"));
+    const std::string state = info.ok() ? Field(ParseInfo(info.reply.str), "cluster_state") : "";
+    if (state != "ok") {
+      co_return Inconsistent("cluster_state on " + n->address.ToString() + " is " +
+                             (info.ok() ? state : info.Error()) + ", not ok");
+    }
+  }
+  size_t replicas = 0;
+  for (const GroupShard& s : topology_.shards) replicas += s.replicas.size();
+  topology_.topology_evidence =
+      "Redis Cluster: " + std::to_string(topology_.shards.size()) + " shard(s), " +
+      std::to_string(replicas) + " replica(s), all 16384 slots served, cluster_state ok, " +
+      "every node's CLUSTER NODES and INFO agree, every link up";
+  NameMembers();
+  co_return true;
+}
+
+void Discovery::NameMembers() {
+  for (GroupShard& s : topology_.shards) {
+    for (size_t i = 0; i < s.members.size(); ++i) {
+      s.members[i]->cache_cluster_id =
+          request_.group_id + "-" +
+          (topology_.cluster_enabled ? s.node_group_id + "-" : std::string()) + Pad(i + 1, 3);
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text,
+                                                              std::string* error) {
+  std::vector<ClusterNodeLine> out;
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    std::vector<std::string_view> f;
+    size_t s = 0;
+    while (s < line.size()) {
+      size_t e = line.find(' ', s);
+      if (e == std::string_view::npos) e = line.size();
+      if (e > s) f.push_back(line.substr(s, e - s));
+      s = e + 1;
+    }
+    auto fail = [&](const std::string& why) {
+      if (error) *error = "line " + std::to_string(line_no) + ": " + why;
+      return std::nullopt;
+    };
+    if (f.size() < 8) return fail("expected at least 8 fields");
+    ClusterNodeLine n;
+    n.id = std::string(f[0]);
+    std::string_view addr = f[1];
+    addr = addr.substr(0, addr.find(','));  // ",hostname"
+    addr = addr.substr(0, addr.find('@'));  // "@cport"
+    const size_t colon = addr.rfind(':');
+    if (colon == std::string_view::npos) return fail("no port in " + std::string(f[1]));
+    n.host = std::string(addr.substr(0, colon));
+    if (n.host.size() > 2 && n.host.front() == '[' && n.host.back() == ']') {
+      n.host = n.host.substr(1, n.host.size() - 2);
+    }
+    auto port = ToU64(addr.substr(colon + 1));
+    if (!port || *port > 65535) return fail("bad port in " + std::string(f[1]));
+    n.port = static_cast<uint16_t>(*port);
+    size_t fs = 0;
+    const std::string_view flags = f[2];
+    while (fs <= flags.size()) {
+      size_t fe = flags.find(',', fs);
+      if (fe == std::string_view::npos) fe = flags.size();
+      if (fe > fs) n.flags.insert(std::string(flags.substr(fs, fe - fs)));
+      fs = fe + 1;
+    }
+    if (f[3] != "-") n.master_id = std::string(f[3]);
+    n.link_connected = f[7] == "connected";
+    for (size_t i = 8; i < f.size(); ++i) {
+      const std::string_view slot = f[i];
+      if (slot.front() == '[') {
+        n.migrating = true;
+        continue;
+      }
+      const size_t dash = slot.find('-');
+      auto a = ToU64(slot.substr(0, dash));
+      auto b = dash == std::string_view::npos ? a : ToU64(slot.substr(dash + 1));
+      if (!a || !b || *a > *b || *b > 16383) return fail("bad slot entry " + std::string(slot));
+      n.slots.emplace_back(static_cast<int>(*a), static_cast<int>(*b));
+    }
+    std::sort(n.slots.begin(), n.slots.end());
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<ReplicaLine> ParseReplicaLines(const std::map<std::string, std::string>& info) {
+  std::vector<ReplicaLine> out;
+  for (int i = 0;; ++i) {
+    auto it = info.find("slave" + std::to_string(i));
+    if (it == info.end()) break;
+    ReplicaLine r;
+    const std::string& v = it->second;
+    size_t s = 0;
+    while (s < v.size()) {
+      size_t e = v.find(',', s);
+      if (e == std::string::npos) e = v.size();
+      const std::string kv = v.substr(s, e - s);
+      const size_t eq = kv.find('=');
+      if (eq != std::string::npos) {
+        const std::string k = kv.substr(0, eq), val = kv.substr(eq + 1);
+        if (k == "ip") r.ip = val;
+        if (k == "port") r.port = static_cast<uint16_t>(ToU64(val).value_or(0));
+        if (k == "state") r.state = val;
+        if (k == "offset") r.offset = ToU64(val).value_or(0);
+      }
+      s = e + 1;
+    }
+    if (r.port != 0) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+GroupNode* Topology::FindMember(std::string_view id) const {
+  for (const auto& n : nodes) {
+    if (EqualsIgnoreCase(n->cache_cluster_id, id)) return n.get();
+  }
+  return nullptr;
+}
+
+GroupShard* Topology::ShardOf(const GroupNode* node) {
+  for (GroupShard& s : shards) {
+    if (std::find(s.members.begin(), s.members.end(), node) != s.members.end()) return &s;
+  }
+  return nullptr;
+}
+
+std::string Topology::PrimaryReplId(const GroupShard& shard) const {
+  return Field(shard.primary->info, "master_replid");
+}
+
+Task<Topology> Discover(Loop& loop, const DiscoveryRequest& request) {
+  Discovery d(loop, request);
+  Topology t = co_await d.Run();
+  co_return t;
+}
+
+Task<std::string> Recheck(Topology& topology) {
+  for (GroupShard& shard : topology.shards) {
+    for (GroupNode* n : shard.members) {
+      if (!n->client->connected()) {
+        if (Status s = co_await n->client->Connect(); !s.ok()) {
+          co_return n->address.ToString() + " no longer answers: " + s.message();
+        }
+      }
+      CommandOutcome r = co_await n->client->Command(Argv("INFO", "replication"));
+      if (!r.ok()) co_return n->address.ToString() + " no longer answers INFO: " + r.Error();
+      const auto info = ParseInfo(r.reply.str);
+      const bool primary = Field(info, "role") == "master";
+      if (primary != (n == shard.primary)) {
+        co_return n->address.ToString() + " changed role to " + Field(info, "role") +
+                  " (a failover?)";
+      }
+      if (!primary) {
+        const uint16_t port = static_cast<uint16_t>(ToU64(Field(info, "master_port")).value_or(0));
+        if (!SameAddress(shard.primary->address, Field(info, "master_host"), port)) {
+          co_return n->address.ToString() + " now follows " + Field(info, "master_host") + ":" +
+                    std::to_string(port);
+        }
+        if (Field(info, "master_link_status") != "up") {
+          co_return "replica " + n->address.ToString() + " has its link to the primary down";
+        }
+      } else {
+        size_t online = 0;
+        for (const ReplicaLine& l : ParseReplicaLines(info)) online += l.state == "online";
+        if (online < shard.replicas.size()) {
+          co_return "primary " + n->address.ToString() + " has " + std::to_string(online) +
+                    " online replica(s), " + std::to_string(shard.replicas.size()) +
+                    " at discovery";
+        }
+      }
+    }
+  }
+  co_return std::string();
+}
+
+}  // namespace finalsnap::detail
