@@ -259,6 +259,7 @@ std::function<void(const OperationEvent&)> ProgressLine::Observer() {
   if (!enabled_) return {};
   return [this](const OperationEvent& e) {
     if (e.kind == OperationEvent::Kind::kProgress) {
+      exact_ = e.progress.exact;
       Update(e.progress.bytes, e.progress.expected, e.progress.seconds);
     }
   };
@@ -278,9 +279,9 @@ void ProgressLine::Update(uint64_t done, uint64_t expected, double seconds, bool
 
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;  // bytes/s
   std::string line = label_ + ": " + HumanBytes(done);
-  // The expected size is the node's used_memory, only a rough guide to the RDB's size: once the
-  // transfer passes it there is no honest ETA left to show.
-  if (expected > 0) line += " of ~" + HumanBytes(expected);
+  // The expected size is exact once the server sent `$<length>` (or the RDB file was opened),
+  // and "~" an estimate from used_memory before that; a finished transfer is exact.
+  if (expected > 0) line += (exact_ ? " of " : " of ~") + HumanBytes(expected);
   char buf[64];
   std::snprintf(buf, sizeof(buf), "  %.1f MB/s", rate / 1e6);
   line += buf;

@@ -122,6 +122,7 @@ class ProgressLine {
   uint64_t last_expected_ = 0;
   double last_seconds_ = 0;
   bool pending_ = false;  // reported since the last draw
+  bool exact_ = false;    // the operation's expected size is exact, not an estimate
 };
 
 }  // namespace finalsnap::cli

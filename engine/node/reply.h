@@ -1,12 +1,16 @@
-// A server's reply, copied out of hiredis, and the INFO text parsers: the one copy the engine's
-// node client and localnode's synchronous client (the demo's and the tests' servers) share.
+// A server's reply, copied out of hiredis, and the parsers of what servers say (INFO, CLUSTER
+// NODES): the one copy the engine's node client and localnode's synchronous client (the demo's
+// and the tests' servers) share. Pure code, no I/O.
 #ifndef FINALSNAP_ENGINE_REPLY_H_
 #define FINALSNAP_ENGINE_REPLY_H_
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
@@ -40,6 +44,31 @@ std::map<std::string, std::string> ParseInfo(std::string_view text);
 std::map<std::string, std::string> ParseInfoFields(std::string_view text);
 // "db0:keys=1,expires=0,avg_ttl=0" lines of an INFO map -> per-database counts.
 std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
+
+// One line of CLUSTER NODES (REDIS-FACTS §4).
+struct ClusterNodeLine {
+  std::string id;
+  std::string host;
+  uint16_t port = 0;
+  std::set<std::string> flags;  // "myself", "master", "slave", "fail?", "fail", "handshake", ...
+  std::string master_id;        // a replica's primary; empty for a primary
+  bool link_connected = false;
+  std::vector<std::pair<int, int>> slots;  // inclusive ranges, primaries only
+  bool migrating = false;                  // a [slot->-id] or [slot-<-id] entry
+};
+// Parses the CLUSTER NODES text; nullopt and `error` on a line it cannot read.
+std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text,
+                                                              std::string* error);
+
+// One `slaveN:ip=…,port=…,state=…,offset=…,lag=…` line of a primary's INFO replication.
+struct ReplicaLine {
+  std::string ip;
+  uint16_t port = 0;
+  std::string state;  // "online", "wait_bgsave", "send_bulk"
+  uint64_t offset = 0;
+};
+// Every slaveN line of an INFO map, in N order. Snapshot connections (port 0) are left out.
+std::vector<ReplicaLine> ParseReplicaLines(const std::map<std::string, std::string>& info);
 
 }  // namespace finalsnap::detail
 

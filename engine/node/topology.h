@@ -42,31 +42,6 @@
 
 namespace finalsnap::detail {
 
-// One line of CLUSTER NODES (REDIS-FACTS §4).
-struct ClusterNodeLine {
-  std::string id;
-  std::string host;
-  uint16_t port = 0;
-  std::set<std::string> flags;  // "myself", "master", "slave", "fail?", "fail", "handshake", ...
-  std::string master_id;        // a replica's primary; empty for a primary
-  bool link_connected = false;
-  std::vector<std::pair<int, int>> slots;  // inclusive ranges, primaries only
-  bool migrating = false;                  // a [slot->-id] or [slot-<-id] entry
-};
-// Parses the CLUSTER NODES text; nullopt and `error` on a line it cannot read.
-std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text,
-                                                              std::string* error);
-
-// One `slaveN:ip=…,port=…,state=…,offset=…,lag=…` line of a primary's INFO replication.
-struct ReplicaLine {
-  std::string ip;
-  uint16_t port = 0;
-  std::string state;  // "online", "wait_bgsave", "send_bulk"
-  uint64_t offset = 0;
-};
-// Every slaveN line of an INFO map, in N order. Snapshot connections (port 0) are left out.
-std::vector<ReplicaLine> ParseReplicaLines(const std::map<std::string, std::string>& info);
-
 // A member of the target, with its open command connection.
 struct GroupNode {
   NodeAddress address;
