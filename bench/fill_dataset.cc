@@ -133,10 +133,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Large batches can keep a busy server from replying for a while; a minute is generous.
-  finalsnap::localnode::Result<finalsnap::localnode::Context> c =
+  finalsnap::Expected<finalsnap::localnode::Context> c =
       finalsnap::localnode::Connect(args.host, args.port, std::chrono::seconds(60));
   if (!c.ok()) {
-    std::fprintf(stderr, "fill_dataset: %s\n", c.error().message.c_str());
+    std::fprintf(stderr, "fill_dataset: %s\n", c.error().message().c_str());
     return 1;
   }
   const auto start = std::chrono::steady_clock::now();
@@ -159,10 +159,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, ", %.1f MB/s   ", secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0);
     std::fflush(stderr);
   };
-  finalsnap::localnode::Result<DatasetStats> filled =
+  finalsnap::Expected<DatasetStats> filled =
       finalsnap::localnode::FillDataset(c->get(), args.dataset);
   if (!filled.ok()) {
-    std::fprintf(stderr, "\nfill_dataset: %s\n", filled.error().message.c_str());
+    std::fprintf(stderr, "\nfill_dataset: %s\n", filled.error().message().c_str());
     return 1;
   }
   const DatasetStats& stats = *filled;

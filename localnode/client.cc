@@ -17,23 +17,23 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-Result<Context> Connect(const std::string& host, int port, std::chrono::milliseconds timeout) {
+Expected<Context> Connect(const std::string& host, int port, std::chrono::milliseconds timeout) {
   const timeval tv = ToTimeval(timeout);
   Context c(!host.empty() && host[0] == '/' ? redisConnectUnixWithTimeout(host.c_str(), tv)
                                             : redisConnectWithTimeout(host.c_str(), port, tv));
-  if (c == nullptr) return Error{"cannot allocate a hiredis context"};
+  if (c == nullptr) return Status::Error("cannot allocate a hiredis context");
   if (c->err != 0) {
-    return Error{"cannot connect to redis at " + host + ":" + std::to_string(port) + ": " +
-                 c->errstr};
+    return Status::Error("cannot connect to redis at " + host + ":" + std::to_string(port) + ": " +
+                         c->errstr);
   }
   // Without a socket timeout a hung server would hang the caller instead of failing the call.
   if (redisSetTimeout(c.get(), tv) != REDIS_OK) {
-    return Error{"cannot set the hiredis timeout: " + std::string(c->errstr)};
+    return Status::Error("cannot set the hiredis timeout: " + std::string(c->errstr));
   }
   return c;
 }
 
-Result<Reply> Command(redisContext* c, const std::vector<std::string>& argv) {
+Expected<Reply> Command(redisContext* c, const std::vector<std::string>& argv) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   ptrs.reserve(argv.size());
@@ -45,8 +45,8 @@ Result<Reply> Command(redisContext* c, const std::vector<std::string>& argv) {
   auto* r = static_cast<redisReply*>(
       redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data()));
   if (r == nullptr) {
-    return Error{"redis command '" + (argv.empty() ? std::string() : argv[0]) +
-                 "' failed: " + c->errstr};
+    return Status::Error("redis command '" + (argv.empty() ? std::string() : argv[0]) +
+                         "' failed: " + c->errstr);
   }
   Reply out = detail::ReplyFrom(r);
   freeReplyObject(r);

@@ -177,7 +177,7 @@ void Pipeline::Flush() {
 }
 
 void Pipeline::Fail(std::string message) {
-  if (!error_) error_ = Error{std::move(message)};
+  if (error_.ok()) error_ = Status::Error(std::move(message));
 }
 
 Filler::Filler(redisContext* c, const DatasetOptions& options)
@@ -188,13 +188,13 @@ Filler::Filler(redisContext* c, const DatasetOptions& options)
         if (options_.progress) options_.progress(stats_.bytes);
       }) {}
 
-Result<DatasetStats> Filler::Run() {
+Expected<DatasetStats> Filler::Run() {
   if (options_.key_count == 0 && options_.target_bytes == 0) {
-    return Error{"FillDataset: set key_count or target_bytes"};
+    return Status::Error("FillDataset: set key_count or target_bytes");
   }
-  if (options_.databases.empty()) return Error{"FillDataset: no databases"};
+  if (options_.databases.empty()) return Status::Error("FillDataset: no databases");
   if (!(options_.expire_fraction >= 0 && options_.expire_fraction <= 1)) {
-    return Error{"FillDataset: expire_fraction must be in [0, 1]"};
+    return Status::Error("FillDataset: expire_fraction must be in [0, 1]");
   }
   const bool every_encoding = options_.mix == DatasetOptions::Mix::kEveryEncoding;
   if (options_.with_functions) LoadFunctions();
@@ -216,7 +216,7 @@ Result<DatasetStats> Filler::Run() {
   if (stats_.plain_list_nodes && !pipeline_.failed()) {
     SetPackedThreshold(kDefaultPackedThreshold);
   }
-  if (pipeline_.failed()) return *pipeline_.error();
+  if (pipeline_.failed()) return pipeline_.error();
   stats_.commands = pipeline_.commands();
   return stats_;
 }
@@ -301,8 +301,8 @@ void Filler::LoadFunctions() {
 
 }  // namespace detail
 
-Result<DatasetStats> FillDataset(redisContext* c, const DatasetOptions& options) {
-  if (c == nullptr) return Error{"FillDataset: null context"};
+Expected<DatasetStats> FillDataset(redisContext* c, const DatasetOptions& options) {
+  if (c == nullptr) return Status::Error("FillDataset: null context");
   return detail::Filler(c, options).Run();
 }
 

@@ -56,12 +56,12 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-Result<void> ScratchDir::Create(std::string_view prefix) {
+Status ScratchDir::Create(std::string_view prefix) {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" +
                      std::string(prefix) + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
-    return Error{"mkdtemp " + tmpl + ": " + std::strerror(errno)};
+    return Status::Error("mkdtemp " + tmpl + ": " + std::strerror(errno));
   }
   path_ = tmpl;
   return {};

@@ -77,8 +77,8 @@ class Pipeline {
   void Flush();
   // Records a failure found outside the pipeline (the first one wins).
   void Fail(std::string message);
-  bool failed() const { return error_.has_value(); }
-  const std::optional<Error>& error() const { return error_; }
+  bool failed() const { return !error_.ok(); }
+  const Status& error() const { return error_; }
   uint64_t commands() const { return commands_; }
 
  private:
@@ -90,13 +90,13 @@ class Pipeline {
   uint64_t commands_ = 0;
   std::vector<const char*> ptrs_;
   std::vector<size_t> lens_;
-  std::optional<Error> error_;
+  Status error_;
 };
 
 class Filler {
  public:
   Filler(redisContext* c, const DatasetOptions& options);
-  Result<DatasetStats> Run();
+  Expected<DatasetStats> Run();
 
  private:
   using Kind = void (Filler::*)();

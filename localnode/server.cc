@@ -51,14 +51,14 @@ int ProbePort(int port) {
 }
 
 // A free port; in cluster mode the bus port (port + 10000) must exist and be free as well.
-Result<int> FindFreePort(bool cluster) {
+Expected<int> FindFreePort(bool cluster) {
   for (int i = 0; i < 100; ++i) {
     const int port = ProbePort(0);
     if (port == 0) continue;
     if (!cluster) return port;
     if (port + kClusterBusOffset <= 65535 && ProbePort(port + kClusterBusOffset) != 0) return port;
   }
-  return Error{"no free loopback port found"};
+  return Status::Error("no free loopback port found");
 }
 
 // The file from byte `offset` on: what one start attempt added to a log that outlives attempts.
@@ -109,15 +109,15 @@ std::string LocalServer::Describe() const {
   return std::string(is_sentinel() ? "redis-sentinel (" : "redis-server (") + binary_ + ")";
 }
 
-Result<void> LocalServer::PrepareDir() {
+Status LocalServer::PrepareDir() {
   if (!dir_.empty()) return {};
   if (options_.dir.empty()) {
-    if (Result<void> made = scratch_.Create("finalsnap-redis"); !made.ok()) return made;
+    if (Status made = scratch_.Create("finalsnap-redis"); !made.ok()) return made;
     dir_ = scratch_.path().string();
   } else {
     std::error_code ec;
     std::filesystem::create_directories(options_.dir, ec);
-    if (ec) return Error{"cannot create " + options_.dir + ": " + ec.message()};
+    if (ec) return Status::Error("cannot create " + options_.dir + ": " + ec.message());
     dir_ = options_.dir;
   }
   const std::string sock = dir_ + "/redis.sock";
@@ -125,28 +125,30 @@ Result<void> LocalServer::PrepareDir() {
   return {};
 }
 
-Result<void> LocalServer::Start() {
-  if (Running()) return Error{Describe() + " is already running on port " + std::to_string(port_)};
+Status LocalServer::Start() {
+  if (Running())
+    return Status::Error(Describe() + " is already running on port " + std::to_string(port_));
   const std::optional<std::string> found = FindProgram(binary_);
   if (!found) {
-    return Error{std::string(is_sentinel() ? "redis-sentinel" : "redis-server") + " binary '" +
-                 binary_ + "' is missing or not executable"};
+    return Status::Error(std::string(is_sentinel() ? "redis-sentinel" : "redis-server") +
+                         " binary '" + binary_ + "' is missing or not executable");
   }
   binary_ = *found;
-  if (Result<void> dir = PrepareDir(); !dir.ok()) return dir;
+  if (Status dir = PrepareDir(); !dir.ok()) return dir;
   for (const auto& [name, value] : options_.config) {
     if (name == "requirepass") password_ = value;
   }
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
-    Result<bool> up = SpawnAndWait();
+    Expected<bool> up = SpawnAndWait();
     if (!up.ok()) return up.error();
     if (*up) return {};
   }
-  return Error{Describe() + ": " + std::to_string(kStartAttempts) +
-               " attempts found their port taken by the time the server bound it\n" + LogTail()};
+  return Status::Error(Describe() + ": " + std::to_string(kStartAttempts) +
+                       " attempts found their port taken by the time the server bound it\n" +
+                       LogTail());
 }
 
-Result<std::vector<std::string>> LocalServer::BuildArgs() {
+Expected<std::vector<std::string>> LocalServer::BuildArgs() {
   if (is_sentinel()) {
     // Sentinel reads a file only and must be able to rewrite it (it saves its myid, the replicas
     // and sentinels it discovers, and every failover there). Written afresh on every start: a
@@ -161,7 +163,7 @@ Result<std::vector<std::string>> LocalServer::BuildArgs() {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
     out.flush();
-    if (!out) return Error{"cannot write " + path};
+    if (!out) return Status::Error("cannot write " + path);
     return std::vector<std::string>{binary_, path};
   }
   std::vector<std::string> args = {
@@ -181,7 +183,7 @@ Result<std::vector<std::string>> LocalServer::BuildArgs() {
   return args;
 }
 
-Result<void> LocalServer::Spawn(std::vector<std::string> args) {
+Status LocalServer::Spawn(std::vector<std::string> args) {
   // Prepared before fork(): the child may only make async-signal-safe calls.
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -194,7 +196,7 @@ Result<void> LocalServer::Spawn(std::vector<std::string> args) {
     const int err = errno;
     if (out_fd >= 0) ::close(out_fd);
     if (null_fd >= 0) ::close(null_fd);
-    return Error{"cannot set up the server's files: " + std::string(std::strerror(err))};
+    return Status::Error("cannot set up the server's files: " + std::string(std::strerror(err)));
   }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -204,7 +206,7 @@ Result<void> LocalServer::Spawn(std::vector<std::string> args) {
     ::close(null_fd);
     ::close(exec_pipe[0]);
     ::close(exec_pipe[1]);
-    return Error{"fork failed: " + std::string(std::strerror(err))};
+    return Status::Error("fork failed: " + std::string(std::strerror(err)));
   }
   if (pid == 0) {
     // Its own process group: a Ctrl-C at the terminal is for the parent, which stops the server
@@ -235,27 +237,27 @@ Result<void> LocalServer::Spawn(std::vector<std::string> args) {
   pid_ = pid;
   if (n == sizeof(exec_errno)) {
     WaitForExit();
-    return Error{"cannot execute '" + binary_ + "': " + std::strerror(exec_errno)};
+    return Status::Error("cannot execute '" + binary_ + "': " + std::strerror(exec_errno));
   }
   return {};
 }
 
-Result<bool> LocalServer::SpawnAndWait() {
+Expected<bool> LocalServer::SpawnAndWait() {
   bool cluster = false;
   for (const auto& [name, value] : options_.config) {
     cluster = cluster || (name == "cluster-enabled" && value == "yes");
   }
-  Result<int> port = FindFreePort(cluster);
+  Expected<int> port = FindFreePort(cluster);
   if (!port.ok()) return port.error();
   port_ = *port;
   exit_status_.reset();
-  Result<std::vector<std::string>> args = BuildArgs();
+  Expected<std::vector<std::string>> args = BuildArgs();
   if (!args.ok()) return args.error();
   // Both files outlive an attempt (the server appends): only what this attempt wrote counts.
   const std::string out_path = dir_ + "/redis.stdout";
   const std::streamoff log_start = FileSize(log_path());
   const std::streamoff out_start = FileSize(out_path);
-  if (Result<void> spawned = Spawn(std::move(args).value()); !spawned.ok()) return spawned.error();
+  if (Status spawned = Spawn(std::move(args).value()); !spawned.ok()) return spawned;
 
   const auto deadline = Clock::now() + options_.start_timeout;
   std::string last_error = "no attempt yet";
@@ -269,24 +271,24 @@ Result<bool> LocalServer::SpawnAndWait() {
         debug_directive_ = false;
         return false;
       }
-      return Error{Describe() + " exited during start-up on port " + std::to_string(port_) +
-                   " with wait status " + std::to_string(exit_status_.value_or(-1)) + "\n" +
-                   LogTail()};
+      return Status::Error(Describe() + " exited during start-up on port " + std::to_string(port_) +
+                           " with wait status " + std::to_string(exit_status_.value_or(-1)) + "\n" +
+                           LogTail());
     }
-    if (Result<Context> c = Connect(std::chrono::milliseconds(500)); c.ok()) {
-      Result<Reply> pong = Command(c->get(), {"PING"});
+    if (Expected<Context> c = Connect(std::chrono::milliseconds(500)); c.ok()) {
+      Expected<Reply> pong = Command(c->get(), {"PING"});
       if (pong.ok() && pong->type == Reply::Type::kStatus && pong->str == "PONG") return true;
       // For example "-LOADING": the server is up but not ready yet.
-      last_error = pong.ok() ? pong->ToString() : pong.error().message;
+      last_error = pong.ok() ? pong->ToString() : pong.error().message();
     } else {
-      last_error = c.error().message;
+      last_error = c.error().message();
     }
     if (Clock::now() >= deadline) {
       Kill(SIGKILL);
       WaitForExit();
-      return Error{Describe() + " did not answer PING on port " + std::to_string(port_) +
-                   " within " + std::to_string(options_.start_timeout.count()) +
-                   " ms; last error: " + last_error + "\n" + LogTail()};
+      return Status::Error(Describe() + " did not answer PING on port " + std::to_string(port_) +
+                           " within " + std::to_string(options_.start_timeout.count()) +
+                           " ms; last error: " + last_error + "\n" + LogTail());
     }
     std::this_thread::sleep_for(kPollInterval);
   }
@@ -327,7 +329,7 @@ void LocalServer::Stop(std::chrono::milliseconds deadline) {
   if (!Running()) return;
   // SHUTDOWN closes the connection instead of replying; an I/O error here means success. An
   // unreachable server is left to SIGKILL below.
-  if (Result<Context> c = Connect(std::chrono::milliseconds(1000)); c.ok()) {
+  if (Expected<Context> c = Connect(std::chrono::milliseconds(1000)); c.ok()) {
     auto* r = static_cast<redisReply*>(redisCommand(c->get(), "SHUTDOWN NOSAVE"));
     if (r != nullptr) freeReplyObject(r);
   }
@@ -340,14 +342,14 @@ void LocalServer::Stop(std::chrono::milliseconds deadline) {
   Reap(status);
 }
 
-Result<Context> LocalServer::Connect(std::chrono::milliseconds timeout) const {
-  if (port_ == 0) return Error{Describe() + ": Connect before Start"};
-  Result<Context> c = localnode::Connect(host_, port_, timeout);
+Expected<Context> LocalServer::Connect(std::chrono::milliseconds timeout) const {
+  if (port_ == 0) return Status::Error(Describe() + ": Connect before Start");
+  Expected<Context> c = localnode::Connect(host_, port_, timeout);
   if (!c.ok() || password_.empty()) return c;
-  Result<Reply> auth = Command(c->get(), {"AUTH", password_});
+  Expected<Reply> auth = Command(c->get(), {"AUTH", password_});
   if (!auth.ok()) return auth.error();
   if (!auth->ok()) {
-    return Error{"AUTH with the configured requirepass failed: " + auth->ToString()};
+    return Status::Error("AUTH with the configured requirepass failed: " + auth->ToString());
   }
   return c;
 }

@@ -15,11 +15,11 @@
 
 namespace finalsnap::cli {
 
-std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals) {
+Expected<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals) {
   const std::filesystem::path path = DefaultFleetPath(globals.fleet);
-  std::variant<Fleet, FleetError> loaded = LoadFleet(path);
-  if (auto* error = std::get_if<FleetError>(&loaded)) {
-    std::string message = error->ToString();
+  Expected<Fleet, FleetError> loaded = LoadFleet(path);
+  if (!loaded.ok()) {
+    std::string message = loaded.error().ToString();
     // The commonest first-run mistake is running from a directory without the file: say where
     // else the file can come from.
     std::error_code ec;
@@ -28,7 +28,7 @@ std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& glob
     }
     return CommandResult::Fail("InvalidParameterValue", message);
   }
-  return std::move(std::get<Fleet>(loaded));
+  return std::move(loaded).value();
 }
 
 namespace {

@@ -36,7 +36,7 @@ using Json = ModelJson;
 
 // Loads the fleet file named by --fleet, $FINALSNAP_FLEET or ./finalsnap.toml. A refused file
 // becomes InvalidParameterValue with FleetError::ToString() ("file:line:col: key k: why").
-std::variant<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
+Expected<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
 
 // The documents below are ElastiCache's shapes with finalsnap's own fields after them.
 

@@ -23,9 +23,9 @@ struct CreateOptions {
 };
 
 CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   OperationOptions op;
   op.cancel = globals.cancel;

@@ -39,9 +39,9 @@ std::string Question(const std::string& id, const CacheClusterEntry* entry,
 }
 
 CommandResult RunDelete(const DeleteOptions& options, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   std::optional<std::string> snapshot;
   if (options.final_snapshot_option->count() > 0) snapshot = options.final_snapshot;

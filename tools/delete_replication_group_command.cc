@@ -27,9 +27,9 @@ struct DeleteGroupOptions {
 };
 
 CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   std::optional<std::string> snapshot;
   if (options.final_snapshot_option->count() > 0) snapshot = options.final_snapshot;

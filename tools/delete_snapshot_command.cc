@@ -21,9 +21,9 @@ struct DeleteSnapshotOptions {
 
 CommandResult RunDeleteSnapshot(const DeleteSnapshotOptions& options,
                                 const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   // A deleted snapshot cannot be brought back: confirmed like every delete (ConfirmDestructive),
   // once the snapshot is known to exist, so that the question can name its source.

@@ -60,7 +60,7 @@ struct DemoError {
 
 // localnode's failures (a server that would not start, a lost connection) are the machine's,
 // not the product's.
-DemoError Internal(const localnode::Error& e) { return DemoError{"InternalFailure", e.message}; }
+DemoError Internal(const Status& e) { return DemoError{"InternalFailure", e.message()}; }
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -109,8 +109,8 @@ class Demo {
                              "give --redis-server PATH)"
                            : options_.redis_server + " is not an executable file"};
     }
-    if (localnode::Result<void> made = dir_.Create("finalsnap-demo"); !made.ok()) {
-      return Internal(made.error());
+    if (Status made = dir_.Create("finalsnap-demo"); !made.ok()) {
+      return Internal(made);
     }
     const fs::path restore_dir = dir_.path() / "restore";
 
@@ -119,7 +119,7 @@ class Demo {
     node_options.binary = *binary;
     node_options.dir = (dir_.path() / "node").string();
     server_.emplace(std::move(node_options));
-    if (localnode::Result<void> up = server_->Start(); !up.ok()) return Internal(up.error());
+    if (Status up = server_->Start(); !up.ok()) return Internal(up);
     endpoint_ = "127.0.0.1:" + std::to_string(server_->port());
     say_ << "== started " << *binary << " on " << endpoint_ << " (in " << dir_.path().string()
          << ")\n";
@@ -132,8 +132,7 @@ class Demo {
          << " s; fingerprinting it with DEBUG DIGEST (every key, value and TTL: a while on a big "
             "data set)\n"
          << std::flush;
-    localnode::Result<Fingerprint> before =
-        TakeFingerprint(server_->port(), sample_, SlowCommandTimeout());
+    Expected<Fingerprint> before = TakeFingerprint(server_->port(), sample_, SlowCommandTimeout());
     if (!before.ok()) return Internal(before.error());
     before_ = *before;
     say_ << "   " << before_.TotalKeys() << " keys (" << before_.KeysText() << "), used_memory "
@@ -153,11 +152,12 @@ class Demo {
           << kClusterId << "]\nendpoint = \"" << endpoint_ << "\"\n";
       if (!out) return DemoError{"InternalFailure", "cannot write " + fleet_path.string()};
     }
-    std::variant<Fleet, FleetError> loaded = LoadFleet(fleet_path);
-    if (auto* e = std::get_if<FleetError>(&loaded)) {
-      return DemoError{"InternalFailure", "the demo's own fleet file: " + e->ToString()};
+    Expected<Fleet, FleetError> loaded = LoadFleet(fleet_path);
+    if (!loaded.ok()) {
+      return DemoError{"InternalFailure",
+                       "the demo's own fleet file: " + loaded.error().ToString()};
     }
-    const Fleet& fleet = std::get<Fleet>(loaded);
+    const Fleet& fleet = *loaded;
 
     // 3. Delete with a final snapshot.
     say_ << "== finalsnap --fleet " << fleet_path.string() << " delete-cache-cluster "
@@ -193,11 +193,11 @@ class Demo {
     say_ << "== restore --snapshot-name " << kSnapshotName << " --target-dir "
          << restore_dir.string() << "\n"
          << std::flush;
-    auto opened = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
-    if (auto* e = std::get_if<std::string>(&opened)) return DemoError{"InternalFailure", *e};
+    Expected<SnapshotStore> opened =
+        SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
+    if (!opened.ok()) return DemoError{"InternalFailure", opened.error().message()};
     const auto restore_start = Clock::now();
-    const RestoreResult restored =
-        RestoreSnapshot(std::get<SnapshotStore>(opened), kSnapshotName, restore_dir);
+    const RestoreResult restored = RestoreSnapshot(*opened, kSnapshotName, restore_dir);
     restore_seconds_ = SecondsSince(restore_start);
     if (!restored.status.ok()) {
       return DemoError{"InvalidSnapshotState", "restore: " + restored.status.message()};
@@ -215,14 +215,14 @@ class Demo {
     restored_options.start_timeout = deadline;
     restored_options.dir = restore_dir.string();
     restored_server_.emplace(std::move(restored_options));
-    if (localnode::Result<void> up = restored_server_->Start(); !up.ok()) {
-      return Internal(up.error());
+    if (Status up = restored_server_->Start(); !up.ok()) {
+      return Internal(up);
     }
     reload_seconds_ = SecondsSince(load_start);
     say_ << "== started a fresh redis-server on the restored dump.rdb (127.0.0.1:"
          << restored_server_->port() << "), loaded in " << Fixed(reload_seconds_, 2) << " s\n";
     say_ << "   fingerprinting the restored data\n" << std::flush;
-    localnode::Result<Fingerprint> after =
+    Expected<Fingerprint> after =
         TakeFingerprint(restored_server_->port(), sample_, SlowCommandTimeout());
     if (!after.ok()) return Internal(after.error());
     after_ = *after;
@@ -245,7 +245,7 @@ class Demo {
   // sorted sets and streams of compressible text, some with TTLs, in db0 and db1.
   std::optional<DemoError> Load() {
     // Large batches can keep a busy server from replying for a while; a minute is generous.
-    localnode::Result<localnode::Context> c = server_->Connect(milliseconds(60000));
+    Expected<localnode::Context> c = server_->Connect(milliseconds(60000));
     if (!c.ok()) return Internal(c.error());
     ProgressLine progress("   loading", StderrIsTerminal());
     const auto start = Clock::now();
@@ -260,9 +260,9 @@ class Demo {
     data.progress = [&](uint64_t bytes) {
       progress.Update(bytes, data.target_bytes, SecondsSince(start));
     };
-    localnode::Result<localnode::DatasetStats> filled = localnode::FillDataset(c->get(), data);
+    Expected<localnode::DatasetStats> filled = localnode::FillDataset(c->get(), data);
     if (!filled.ok())
-      return DemoError{"InternalFailure", "loading data: " + filled.error().message};
+      return DemoError{"InternalFailure", "loading data: " + filled.error().message()};
     progress.Update(filled->bytes, data.target_bytes, SecondsSince(start), true);
     progress.Finish();
     load_seconds_ = SecondsSince(start);

@@ -12,9 +12,7 @@
 namespace finalsnap::cli {
 namespace {
 
-using localnode::Error;
 using localnode::Reply;
-using localnode::Result;
 
 using Clock = std::chrono::steady_clock;
 
@@ -38,13 +36,13 @@ void Flatten(const Reply& r, std::vector<std::string>& out) {
 
 // The fallback: a content hash of sampled keys, read with type-specific commands and sorted
 // where the server's order is not part of the value (hash fields, set members).
-Result<std::string> SampleHash(redisContext* c, const std::vector<localnode::SampleKey>& sample) {
+Expected<std::string> SampleHash(redisContext* c, const std::vector<localnode::SampleKey>& sample) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (const localnode::SampleKey& sampled : sample) {
     const std::string& key = sampled.key;
-    Result<Reply> select = localnode::Command(c, {"SELECT", std::to_string(sampled.db)});
+    Expected<Reply> select = localnode::Command(c, {"SELECT", std::to_string(sampled.db)});
     if (!select.ok()) return select.error();
-    Result<Reply> type = localnode::Command(c, {"TYPE", key});
+    Expected<Reply> type = localnode::Command(c, {"TYPE", key});
     if (!type.ok()) return type.error();
     const std::string t = type->str;
     std::vector<std::string> read;
@@ -56,7 +54,7 @@ Result<std::string> SampleHash(redisContext* c, const std::vector<localnode::Sam
     if (t == "stream") read = {"XRANGE", key, "-", "+"};
     std::vector<std::string> items;
     if (!read.empty()) {
-      Result<Reply> value = localnode::Command(c, read);
+      Expected<Reply> value = localnode::Command(c, read);
       if (!value.ok()) return value.error();
       Flatten(*value, items);
     }
@@ -67,7 +65,7 @@ Result<std::string> SampleHash(redisContext* c, const std::vector<localnode::Sam
       items = std::move(pairs);
     }
     if (t == "hash" || t == "set") std::sort(items.begin(), items.end());
-    Result<Reply> ttl = localnode::Command(c, {"PTTL", key});
+    Expected<Reply> ttl = localnode::Command(c, {"PTTL", key});
     if (!ttl.ok()) return ttl.error();
     const bool expires = ttl->type == Reply::Type::kInteger && ttl->integer > 0;
     for (const std::string& part : {key, t, std::string(expires ? "ttl" : "no-ttl")}) {
@@ -97,13 +95,13 @@ std::string Fingerprint::KeysText() const {
   return s.empty() ? "none" : s;
 }
 
-Result<Fingerprint> TakeFingerprint(int port, const std::vector<localnode::SampleKey>& sample,
-                                    std::chrono::milliseconds timeout) {
-  Result<localnode::Context> c = localnode::Connect("127.0.0.1", port, timeout);
+Expected<Fingerprint> TakeFingerprint(int port, const std::vector<localnode::SampleKey>& sample,
+                                      std::chrono::milliseconds timeout) {
+  Expected<localnode::Context> c = localnode::Connect("127.0.0.1", port, timeout);
   if (!c.ok()) return c.error();
-  Result<Reply> info = localnode::Command(c->get(), {"INFO", "all"});
+  Expected<Reply> info = localnode::Command(c->get(), {"INFO", "all"});
   if (!info.ok()) return info.error();
-  if (info->type != Reply::Type::kString) return Error{"INFO failed: " + info->ToString()};
+  if (info->type != Reply::Type::kString) return Status::Error("INFO failed: " + info->ToString());
   const std::map<std::string, std::string> fields = localnode::ParseInfo(info->str);
   Fingerprint f;
   if (auto it = fields.find("redis_version"); it != fields.end()) f.version = it->second;
@@ -111,18 +109,18 @@ Result<Fingerprint> TakeFingerprint(int port, const std::vector<localnode::Sampl
     f.used_memory = std::strtoull(it->second.c_str(), nullptr, 10);
   }
   for (const auto& [db, counts] : localnode::ParseKeyspace(fields)) f.keys[db] = counts.keys;
-  Result<Reply> dbsize = localnode::Command(c->get(), {"DBSIZE"});
+  Expected<Reply> dbsize = localnode::Command(c->get(), {"DBSIZE"});
   if (!dbsize.ok()) return dbsize.error();
   if (dbsize->type == Reply::Type::kInteger) f.dbsize = static_cast<uint64_t>(dbsize->integer);
 
   const auto start = Clock::now();
-  Result<Reply> digest = localnode::Command(c->get(), {"DEBUG", "DIGEST"});
+  Expected<Reply> digest = localnode::Command(c->get(), {"DEBUG", "DIGEST"});
   if (!digest.ok()) return digest.error();
   if (digest->type == Reply::Type::kStatus) {
     f.digest = digest->str;
     f.method = "DEBUG DIGEST";
   } else {
-    Result<std::string> hash = SampleHash(c->get(), sample);
+    Expected<std::string> hash = SampleHash(c->get(), sample);
     if (!hash.ok()) return hash.error();
     f.digest = *hash;
     f.method = "sample of " + std::to_string(sample.size()) + " keys";

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "finalsnap/status.h"
 #include "localnode/dataset.h"
-#include "localnode/result.h"
 
 namespace finalsnap::cli {
 
@@ -32,9 +32,8 @@ struct Fingerprint {
 
 // Fingerprints the server at 127.0.0.1:`port`; `sample` is what the fallback reads back.
 // `timeout` bounds each command, DEBUG DIGEST included, which reads the whole data set.
-localnode::Result<Fingerprint> TakeFingerprint(int port,
-                                               const std::vector<localnode::SampleKey>& sample,
-                                               std::chrono::milliseconds timeout);
+Expected<Fingerprint> TakeFingerprint(int port, const std::vector<localnode::SampleKey>& sample,
+                                      std::chrono::milliseconds timeout);
 
 }  // namespace finalsnap::cli
 

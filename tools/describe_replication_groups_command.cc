@@ -16,9 +16,9 @@ namespace finalsnap::cli {
 namespace {
 
 CommandResult RunDescribeGroups(const std::string& id, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   std::optional<std::string_view> filter;
   if (!id.empty()) {

@@ -16,18 +16,15 @@ namespace finalsnap::cli {
 namespace {
 
 CommandResult RunDescribe(const SnapshotFilter& filter, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   // No storage directory yet means no snapshot has been taken: an empty answer, not an error
   // (ListSnapshots, shared with the API server).
-  std::variant<std::vector<Snapshot>, std::string> listed =
-      ListSnapshots(fleet.storage.path, filter);
-  if (auto* error = std::get_if<std::string>(&listed)) {
-    return CommandResult::Fail("InvalidParameterValue", *error);
-  }
-  const std::vector<Snapshot>& snapshots = std::get<std::vector<Snapshot>>(listed);
+  Expected<std::vector<Snapshot>> listed = ListSnapshots(fleet.storage.path, filter);
+  if (!listed.ok()) return CommandResult::Fail("InvalidParameterValue", listed.error().message());
+  const std::vector<Snapshot>& snapshots = *listed;
   // ElastiCache answers a named snapshot that does not exist with a fault, not an empty list.
   if (!filter.snapshot_name.empty() && snapshots.empty()) {
     return CommandResult::Fail("SnapshotNotFoundFault",

@@ -39,23 +39,24 @@ CommandResult NotFound(const std::string& name) {
 
 // Where RestoreSnapshot will write each shard (engine.h): the target itself for one shard, a
 // directory per NodeGroupId for several.
-std::optional<std::string> CheckTarget(const fs::path& target, const Snapshot& snapshot) {
+Status CheckTarget(const fs::path& target, const Snapshot& snapshot) {
   std::error_code ec;
   if (fs::exists(target, ec) && !fs::is_directory(target, ec)) {
-    return target.string() + " exists and is not a directory";
+    return Status::Error(target.string() + " exists and is not a directory");
   }
   fs::create_directories(target, ec);
-  if (ec) return "cannot create " + target.string() + ": " + ec.message();
+  if (ec) return Status::Error("cannot create " + target.string() + ": " + ec.message());
   if (::access(target.c_str(), W_OK | X_OK) != 0) {
-    return "cannot write to " + target.string() + ": " + std::strerror(errno);
+    return Status::Error("cannot write to " + target.string() + ": " + std::strerror(errno));
   }
   for (const NodeSnapshot& node : snapshot.node_snapshots) {
     const fs::path dir = snapshot.node_snapshots.size() == 1 ? target : target / node.node_group_id;
     if (fs::exists(dir / "dump.rdb", ec)) {
-      return (dir / "dump.rdb").string() + " exists; restore never overwrites a dump.rdb";
+      return Status::Error((dir / "dump.rdb").string() +
+                           " exists; restore never overwrites a dump.rdb");
     }
   }
-  return std::nullopt;
+  return Status::Ok();
 }
 
 CommandResult RunRestore(const RestoreOptions& options, const GlobalOptions& globals) {
@@ -63,17 +64,16 @@ CommandResult RunRestore(const RestoreOptions& options, const GlobalOptions& glo
     return CommandResult::Fail("InvalidParameterCombination",
                                "restore to an endpoint is not supported yet; use --target-dir");
   }
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   std::error_code ec;
   if (!fs::exists(fleet.storage.path, ec)) return NotFound(options.snapshot_name);
-  auto opened = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
-  if (auto* error = std::get_if<std::string>(&opened)) {
-    return CommandResult::Fail("InvalidParameterValue", *error);
-  }
-  const SnapshotStore& store = std::get<SnapshotStore>(opened);
+  Expected<SnapshotStore> opened =
+      SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
+  if (!opened.ok()) return CommandResult::Fail("InvalidParameterValue", opened.error().message());
+  const SnapshotStore& store = *opened;
   const std::optional<Snapshot> snapshot = store.Describe(options.snapshot_name);
   if (!snapshot) return NotFound(options.snapshot_name);
   if (snapshot->snapshot_status != "available") {
@@ -83,8 +83,8 @@ CommandResult RunRestore(const RestoreOptions& options, const GlobalOptions& glo
   }
 
   const fs::path target = fs::absolute(options.target_dir, ec).lexically_normal();
-  if (std::optional<std::string> why = CheckTarget(target, *snapshot)) {
-    return CommandResult::Fail("InvalidParameterValue", *why);
+  if (Status usable = CheckTarget(target, *snapshot); !usable.ok()) {
+    return CommandResult::Fail("InvalidParameterValue", usable.message());
   }
   const RestoreResult result = RestoreSnapshot(store, snapshot->snapshot_name, target);
   if (!result.status.ok()) {

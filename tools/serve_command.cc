@@ -21,14 +21,14 @@ namespace {
 
 // "host:port" as ParseEndpoint reads it, plus port 0 for "any free port" (tests, and anyone
 // who lets the server pick and reads the port from stdout).
-std::variant<Endpoint, std::string> ParseListen(const std::string& text) {
-  std::variant<Endpoint, std::string> parsed = ParseEndpoint(text);
-  if (std::holds_alternative<Endpoint>(parsed)) return parsed;
+Expected<Endpoint> ParseListen(const std::string& text) {
+  Expected<Endpoint> parsed = ParseEndpoint(text);
+  if (parsed.ok()) return parsed;
   if (text.size() > 2 && text.compare(text.size() - 2, 2, ":0") == 0) {
-    std::variant<Endpoint, std::string> any = ParseEndpoint(text.substr(0, text.size() - 1) + "1");
-    if (auto* e = std::get_if<Endpoint>(&any)) {
-      e->port = 0;
-      return *e;
+    Expected<Endpoint> any = ParseEndpoint(text.substr(0, text.size() - 1) + "1");
+    if (any.ok()) {
+      any->port = 0;
+      return any;
     }
   }
   return parsed;
@@ -52,17 +52,18 @@ std::string Now() {
 }
 
 CommandResult RunServe(const std::string& listen, const GlobalOptions& globals) {
-  std::variant<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
-  if (auto* failed = std::get_if<CommandResult>(&loaded)) return *failed;
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
+  if (!loaded.ok()) return loaded.error();
+  const Fleet& fleet = *loaded;
 
   ServeOptions options;
   if (!listen.empty()) {
-    std::variant<Endpoint, std::string> parsed = ParseListen(listen);
-    if (auto* error = std::get_if<std::string>(&parsed)) {
-      return CommandResult::Fail("InvalidParameterValue", "--listen " + listen + ": " + *error);
+    Expected<Endpoint> parsed = ParseListen(listen);
+    if (!parsed.ok()) {
+      return CommandResult::Fail("InvalidParameterValue",
+                                 "--listen " + listen + ": " + parsed.error().message());
     }
-    options.listen = std::get<Endpoint>(parsed);
+    options.listen = *parsed;
   }
   options.stop = globals.cancel;  // SIGINT, SIGTERM and SIGHUP stop the server cleanly (exit 0)
   options.log = [](std::string_view line) { std::cerr << Now() << " " << line << std::endl; };

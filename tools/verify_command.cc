@@ -15,7 +15,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "cli_common.h"
@@ -178,30 +177,33 @@ struct SnapshotTarget {
 // Looks PATH up as a snapshot name when it is not a path that exists. Nothing here may make
 // verify depend on a fleet file: with none (or no such snapshot) the path is verified as a path
 // and fails as one. A fleet file that exists but is refused is reported, though, since the user
-// may well have meant a snapshot and would otherwise see only "no such file".
-std::variant<std::monostate, SnapshotTarget, CommandResult> FindSnapshot(
-    const std::string& path, const GlobalOptions& globals) {
+// may well have meant a snapshot and would otherwise see only "no such file". nullopt: verify
+// PATH as a path.
+Expected<std::optional<SnapshotTarget>, CommandResult> FindSnapshot(const std::string& path,
+                                                                    const GlobalOptions& globals) {
   std::error_code ec;
-  if (std::filesystem::exists(path, ec) || !CheckSnapshotName(path).empty()) return {};
+  if (std::filesystem::exists(path, ec) || !CheckSnapshotName(path).ok())
+    return std::optional<SnapshotTarget>();
   const std::filesystem::path fleet_path = DefaultFleetPath(globals.fleet);
-  std::variant<Fleet, FleetError> loaded = LoadFleet(fleet_path);
-  if (auto* error = std::get_if<FleetError>(&loaded)) {
-    if (!std::filesystem::exists(fleet_path, ec)) return {};
+  Expected<Fleet, FleetError> loaded = LoadFleet(fleet_path);
+  if (!loaded.ok()) {
+    if (!std::filesystem::exists(fleet_path, ec)) return std::optional<SnapshotTarget>();
     return CommandResult::Fail("InvalidParameterValue",
                                path +
                                    ": no such file or directory, and the fleet file that "
                                    "could name such a snapshot was refused: " +
-                                   error->ToString());
+                                   loaded.error().ToString());
   }
-  const Fleet& fleet = std::get<Fleet>(loaded);
-  if (!std::filesystem::exists(fleet.storage.path, ec)) return {};
-  auto opened = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
-  if (std::holds_alternative<std::string>(opened)) return {};
-  const SnapshotStore& store = std::get<SnapshotStore>(opened);
+  const Fleet& fleet = *loaded;
+  if (!std::filesystem::exists(fleet.storage.path, ec)) return std::optional<SnapshotTarget>();
+  Expected<SnapshotStore> opened =
+      SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);
+  if (!opened.ok()) return std::optional<SnapshotTarget>();
+  const SnapshotStore& store = *opened;
   std::optional<std::filesystem::path> dir = store.SnapshotDir(path);
   std::optional<Snapshot> manifest = store.Describe(path);
-  if (!dir || !manifest) return {};
-  return SnapshotTarget{std::move(*dir), std::move(*manifest)};
+  if (!dir || !manifest) return std::optional<SnapshotTarget>();
+  return std::optional<SnapshotTarget>(SnapshotTarget{std::move(*dir), std::move(*manifest)});
 }
 
 // A file's CRC-64 against the manifest's, for files of a snapshot; nullopt when there is no
@@ -213,9 +215,9 @@ std::optional<bool> MatchesManifest(const FileVerification& file,
 }
 
 CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
-  auto found = FindSnapshot(path, globals);
-  if (auto* failed = std::get_if<CommandResult>(&found)) return *failed;
-  const SnapshotTarget* snapshot = std::get_if<SnapshotTarget>(&found);
+  Expected<std::optional<SnapshotTarget>, CommandResult> found = FindSnapshot(path, globals);
+  if (!found.ok()) return found.error();
+  const SnapshotTarget* snapshot = found->has_value() ? &found->value() : nullptr;
 
   bool is_directory = std::filesystem::is_directory(path);
   std::vector<FileVerification> files;

@@ -42,12 +42,9 @@ ApiService::Result ApiService::DescribeSnapshots(const ActionArgs& args, const R
                                                      filter.snapshot_source + ".");
   }
 
-  std::variant<std::vector<Snapshot>, std::string> listed =
-      ListSnapshots(fleet_.storage.path, filter);
-  if (auto* error = std::get_if<std::string>(&listed)) {
-    return ApiError::Of("InternalFailure", *error);
-  }
-  std::vector<Snapshot> snapshots = std::get<std::vector<Snapshot>>(std::move(listed));
+  Expected<std::vector<Snapshot>> listed = ListSnapshots(fleet_.storage.path, filter);
+  if (!listed.ok()) return ApiError::Of("InternalFailure", listed.error().message());
+  std::vector<Snapshot> snapshots = std::move(listed).value();
   // A snapshot of a running operation is "creating" until the operation has proved it (the
   // store shows it committed before the readback gate), and is shown from the moment the
   // request was accepted, before the engine has claimed the name in the store.

@@ -35,7 +35,8 @@ ApiService::Result ApiService::DeleteCacheCluster(const ActionArgs& args,
     return ApiError::Of("CacheClusterNotFound", "CacheCluster " + id + " not found.");
   }
   if (final_snapshot) {
-    if (std::optional<ApiError> e = CheckNewSnapshotName(*final_snapshot)) return *e;
+    if (Expected<void, ApiError> e = CheckNewSnapshotName(*final_snapshot); !e.ok())
+      return e.error();
   }
   // What the cluster is now, for the answer (and for describes once the node is gone).
   CacheClusterInfo info;
@@ -58,7 +59,7 @@ ApiService::Result ApiService::DeleteCacheCluster(const ActionArgs& args,
       (final_snapshot ? " with final snapshot " + *final_snapshot
                       : std::string(" without a final snapshot")) +
       " (request " + request.request_id + ", key " + request.caller.access_key_id + ")";
-  if (std::optional<ApiError> e = Start(std::move(op), event)) return *e;
+  if (Expected<void, ApiError> e = Start(std::move(op), event); !e.ok()) return e.error();
   ModelJson result;
   result["CacheCluster"] = CacheClusterShape(info, "deleting", /*show_cache_nodes=*/false);
   return result;
@@ -79,7 +80,8 @@ ApiService::Result ApiService::DeleteReplicationGroup(const ActionArgs& args,
     return ApiError::Of("ReplicationGroupNotFoundFault", not_found);
   }
   if (final_snapshot) {
-    if (std::optional<ApiError> e = CheckNewSnapshotName(*final_snapshot)) return *e;
+    if (Expected<void, ApiError> e = CheckNewSnapshotName(*final_snapshot); !e.ok())
+      return e.error();
   }
   const ReplicationGroupInfo info = DescribeGroup(*entry);
   if (retain && info.node_groups.size() > 1) {
@@ -103,7 +105,7 @@ ApiService::Result ApiService::DeleteReplicationGroup(const ActionArgs& args,
                                             : std::string(" without a final snapshot")) +
                             (retain ? ", retaining the primary cluster" : "") + " (request " +
                             request.request_id + ", key " + request.caller.access_key_id + ")";
-  if (std::optional<ApiError> e = Start(std::move(op), event)) return *e;
+  if (Expected<void, ApiError> e = Start(std::move(op), event); !e.ok()) return e.error();
   ModelJson result;
   result["ReplicationGroup"] = ReplicationGroupShape(info, "deleting");
   return result;
@@ -118,7 +120,7 @@ ApiService::Result ApiService::CreateSnapshot(const ActionArgs& args,
     return ApiError::Of("InvalidParameterCombination",
                         "Exactly one of CacheClusterId and ReplicationGroupId must be given.");
   }
-  if (std::optional<ApiError> e = CheckNewSnapshotName(name)) return *e;
+  if (Expected<void, ApiError> e = CheckNewSnapshotName(name); !e.ok()) return e.error();
 
   ApiOperation op;
   op.action = "CreateSnapshot";
@@ -165,7 +167,7 @@ ApiService::Result ApiService::CreateSnapshot(const ActionArgs& args,
                             (cluster_id ? "cache cluster " : "replication group ") + op.target_id +
                             " (request " + request.request_id + ", key " +
                             request.caller.access_key_id + ")";
-  if (std::optional<ApiError> e = Start(std::move(op), event)) return *e;
+  if (Expected<void, ApiError> e = Start(std::move(op), event); !e.ok()) return e.error();
   ModelJson result;
   result["Snapshot"] = SnapshotShape(placeholder, false);
   return result;

@@ -37,8 +37,9 @@ bool IsFormContentType(std::string_view type) {
 
 }  // namespace
 
-std::variant<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(
-    const HttpRequest& request, const SecretLookup& secrets, Clock::time_point now) {
+Expected<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(const HttpRequest& request,
+                                                                       const SecretLookup& secrets,
+                                                                       Clock::time_point now) {
   SigV4Request signed_request;
   signed_request.method = request.method;
   signed_request.target = request.target;
@@ -51,7 +52,7 @@ std::variant<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(
     return error;
   }
   QueryParams params;
-  if (std::optional<ApiError> e = params.AddForm(request.query)) return *e;
+  if (Expected<void, ApiError> e = params.AddForm(request.query); !e.ok()) return e.error();
   if (!request.body.empty()) {
     const std::optional<std::string_view> type = request.Header("content-type");
     if (!type || !IsFormContentType(*type)) {
@@ -59,7 +60,7 @@ std::variant<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(
                           "A request body must be form-encoded (Content-Type: "
                           "application/x-www-form-urlencoded).");
     }
-    if (std::optional<ApiError> e = params.AddForm(request.body)) return *e;
+    if (Expected<void, ApiError> e = params.AddForm(request.body); !e.ok()) return e.error();
   }
   return std::make_pair(std::move(params), Caller{verdict.access_key_id, verdict.region});
 }
@@ -271,8 +272,8 @@ class ServerRun {
       return it->second;
     };
     auto authenticated = AuthenticateRequest(request, lookup, Clock::now());
-    if (auto* error = std::get_if<ApiError>(&authenticated)) return refuse(*error);
-    auto [params, caller] = std::get<std::pair<QueryParams, Caller>>(std::move(authenticated));
+    if (!authenticated.ok()) return refuse(authenticated.error());
+    auto [params, caller] = std::move(authenticated).value();
     ++requests_in_flight_;
     // Requests that talk to nodes wait on them (up to their timeouts); the others (snapshots in
     // storage, events) are answered by threads of their own, so that a node that never answers
@@ -328,23 +329,25 @@ Status Serve(const Fleet& fleet, const ServeOptions& options) {
   std::map<std::string, std::string> secrets;
   for (const ApiCredential& credential : fleet.api.credentials) {
     ResolvedSecret secret = ResolveApiSecret(credential);
-    if (!secret.ok() || !secret.value) {
-      return Status::Error("api.credentials " + credential.access_key_id + ": " + secret.error);
+    if (!secret.ok()) {
+      return Status::Error("api.credentials " + credential.access_key_id + ": " +
+                           secret.error().message());
     }
-    secrets[credential.access_key_id] = *secret.value;
+    secrets[credential.access_key_id] = secret->value_or("");
   }
-  auto opened = ApiState::Open(fleet.api.state);
-  if (auto* error = std::get_if<std::string>(&opened)) return Status::Error(*error);
-  std::unique_ptr<ApiState> state = std::get<std::unique_ptr<ApiState>>(std::move(opened));
+  Expected<std::unique_ptr<ApiState>> opened = ApiState::Open(fleet.api.state);
+  if (!opened.ok()) return opened.error();
+  std::unique_ptr<ApiState> state = std::move(opened).value();
   for (const std::string& line : state->recovered()) log("recovered: " + line);
   // Partial snapshots of operations that died with an earlier server.
   std::error_code ec;
   if (std::filesystem::exists(fleet.storage.path, ec)) {
-    auto store = SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadWrite);
-    if (auto* s = std::get_if<SnapshotStore>(&store)) {
-      auto swept = s->SweepAbandonedPartials();
-      if (auto* removed = std::get_if<std::vector<std::string>>(&swept)) {
-        for (const std::string& name : *removed) log("removed abandoned " + name);
+    Expected<SnapshotStore> store =
+        SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadWrite);
+    if (store.ok()) {
+      Expected<std::vector<std::string>> swept = store->SweepAbandonedPartials();
+      if (swept.ok()) {
+        for (const std::string& name : *swept) log("removed abandoned " + name);
       }
     }
   }

@@ -16,9 +16,9 @@
 
 #include <chrono>
 #include <utility>
-#include <variant>
 
 #include "api_service.h"
+#include "finalsnap/status.h"
 #include "http_server.h"
 #include "query_api.h"
 #include "sigv4.h"
@@ -26,9 +26,9 @@
 namespace finalsnap::detail {
 
 // Checks the signature (sigv4.h) and then gathers the parameters: the query string's and, for a
-// form-encoded body, the body's. Returns the parameters, or the error to answer with. Nothing
-// but this function looks at an unauthenticated request.
-std::variant<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(
+// form-encoded body, the body's. Returns the parameters and who signed, or the error to answer
+// with. Nothing but this function looks at an unauthenticated request.
+Expected<std::pair<QueryParams, Caller>, ApiError> AuthenticateRequest(
     const HttpRequest& request, const SecretLookup& secrets,
     std::chrono::system_clock::time_point now);
 

@@ -211,12 +211,11 @@ ApiService::Answer ApiService::Handle(QueryParams params, const std::string& req
                                                   std::string(kApiVersion) + "."));
   }
   try {
-    std::variant<ActionArgs, ApiError> args = ActionArgs::Read(params, action->params);
-    if (auto* error = std::get_if<ApiError>(&args)) return fail(*error);
-    Result result =
-        (this->*action->handler)(std::get<ActionArgs>(args), RequestContext{request_id, caller});
-    if (auto* error = std::get_if<ApiError>(&result)) return fail(*error);
-    answer.response.body = RenderResponse(action->name, std::get<ModelJson>(result), request_id);
+    Expected<ActionArgs, ApiError> args = ActionArgs::Read(params, action->params);
+    if (!args.ok()) return fail(args.error());
+    Result result = (this->*action->handler)(*args, RequestContext{request_id, caller});
+    if (!result.ok()) return fail(result.error());
+    answer.response.body = RenderResponse(action->name, *result, request_id);
     answer.response.headers.emplace_back("x-amzn-RequestId", request_id);
     return answer;
   } catch (const std::exception& e) {
@@ -224,19 +223,20 @@ ApiService::Answer ApiService::Handle(QueryParams params, const std::string& req
   }
 }
 
-std::optional<ApiError> ApiService::CheckNewSnapshotName(const std::string& name) const {
-  if (std::string why = CheckSnapshotName(name); !why.empty()) {
-    return ApiError::Of("InvalidParameterValue", "Invalid snapshot name " + name + ": " + why);
+Expected<void, ApiError> ApiService::CheckNewSnapshotName(const std::string& name) const {
+  if (Status s = CheckSnapshotName(name); !s.ok()) {
+    return ApiError::Of("InvalidParameterValue",
+                        "Invalid snapshot name " + name + ": " + s.message());
   }
   std::error_code ec;
   if (std::filesystem::exists(fleet_.storage.path, ec)) {
-    auto opened = SnapshotStore::Open(fleet_.storage.path, SnapshotStore::Access::kReadOnly);
-    if (auto* store = std::get_if<SnapshotStore>(&opened);
-        store != nullptr && store->Exists(name)) {
+    Expected<SnapshotStore> opened =
+        SnapshotStore::Open(fleet_.storage.path, SnapshotStore::Access::kReadOnly);
+    if (opened.ok() && opened->Exists(name)) {
       return ApiError::Of("SnapshotAlreadyExistsFault", "Snapshot " + name + " already exists.");
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 std::string ApiService::GroupIdentity(const ReplicationGroupEntry& entry) const {
@@ -262,16 +262,16 @@ ReplicationGroupInfo ApiService::DescribeGroup(const ReplicationGroupEntry& entr
   return stub;
 }
 
-std::optional<ApiError> ApiService::Start(ApiOperation op, const std::string& event) {
-  std::variant<ApiOperation, ApiError> begun = state_->Begin(std::move(op), event);
-  if (auto* error = std::get_if<ApiError>(&begun)) return *error;
-  const ApiOperation& started = std::get<ApiOperation>(begun);
+Expected<void, ApiError> ApiService::Start(ApiOperation op, const std::string& event) {
+  Expected<ApiOperation, ApiError> begun = state_->Begin(std::move(op), event);
+  if (!begun.ok()) return begun.error();
+  const ApiOperation& started = *begun;
   std::lock_guard<std::mutex> lock(threads_mu_);
   ++running_;
   threads_[started.id] = std::thread([this, copy = started] { RunOperation(copy); });
   Log("operation " + started.id + " started: " + started.action + " " + started.target_id +
       (started.snapshot_name.empty() ? "" : " snapshot " + started.snapshot_name));
-  return std::nullopt;
+  return {};
 }
 
 void ApiService::RunOperation(ApiOperation op) {

@@ -33,13 +33,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include "api_state.h"
 #include "finalsnap/cancel.h"
 #include "finalsnap/engine.h"
 #include "finalsnap/fleet.h"
+#include "finalsnap/status.h"
 #include "http_server.h"
 #include "query_api.h"
 
@@ -67,7 +67,8 @@ HttpResponse ErrorResponse(const ApiError& error, const std::string& request_id)
 
 class ApiService {
  public:
-  using Result = std::variant<ModelJson, ApiError>;
+  // A handler's answer: the result shape's members, or the error to answer with.
+  using Result = Expected<ModelJson, ApiError>;
 
   // One row of the action table.
   struct Action {
@@ -127,9 +128,9 @@ class ApiService {
   Result DescribeEvents(const ActionArgs& args, const RequestContext& request);
 
   // Refuses a snapshot name ElastiCache would refuse, or one that is taken.
-  std::optional<ApiError> CheckNewSnapshotName(const std::string& name) const;
+  Expected<void, ApiError> CheckNewSnapshotName(const std::string& name) const;
   // Registers and starts an operation on its own thread.
-  std::optional<ApiError> Start(ApiOperation op, const std::string& event);
+  Expected<void, ApiError> Start(ApiOperation op, const std::string& event);
   void RunOperation(ApiOperation op);
   std::string GroupIdentity(const ReplicationGroupEntry& entry) const;
   // The fleet's view of a group with what the engine discovered, or a stub when it has nothing.

@@ -140,24 +140,25 @@ ApiState::~ApiState() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // drops the flock
 }
 
-std::variant<std::unique_ptr<ApiState>, std::string> ApiState::Open(
-    const std::filesystem::path& dir) {
+Expected<std::unique_ptr<ApiState>> ApiState::Open(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return "cannot create API state directory " + dir.string() + ": " + ec.message();
+  if (ec) {
+    return Status::Error("cannot create API state directory " + dir.string() + ": " + ec.message());
+  }
   ::chmod(dir.c_str(), 0700);
   const std::filesystem::path lock_path = dir / ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return "cannot open " + lock_path.string() + ": " + Errno();
+  if (fd < 0) return Status::Error("cannot open " + lock_path.string() + ": " + Errno());
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const std::string why =
         errno == EWOULDBLOCK ? "another finalsnap serve is using this state directory" : Errno();
     ::close(fd);
-    return "cannot lock " + lock_path.string() + ": " + why;
+    return Status::Error("cannot lock " + lock_path.string() + ": " + why);
   }
   std::unique_ptr<ApiState> state(new ApiState(dir, fd));
   std::lock_guard<std::mutex> lock(state->mu_);
-  if (std::optional<std::string> error = state->LoadLocked()) return *error;
+  if (Status loaded = state->LoadLocked(); !loaded.ok()) return loaded;
   const Clock::time_point now = Clock::now();
   bool changed = false;
   for (ApiOperation& op : state->operations_) {
@@ -175,23 +176,23 @@ std::variant<std::unique_ptr<ApiState>, std::string> ApiState::Open(
     changed = true;
   }
   if (changed) state->SaveLocked();
-  if (!state->save_error_.empty()) return state->save_error_;
+  if (!state->save_status_.ok()) return state->save_status_;
   return state;
 }
 
-std::optional<std::string> ApiState::LoadLocked() {
+Status ApiState::LoadLocked() {
   const std::filesystem::path path = dir_ / "state.json";
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  if (!std::filesystem::exists(path, ec)) return Status::Ok();
   std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot read " + path.string() + ": " + Errno();
+  if (!in) return Status::Error("cannot read " + path.string() + ": " + Errno());
   std::stringstream text;
   text << in.rdbuf();
   Json j = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || j.value("StateVersion", 0) != 1) {
-    return path.string() +
-           " is not a finalsnap API state file (version 1); move it away to "
-           "start with an empty state";
+    return Status::Error(path.string() +
+                         " is not a finalsnap API state file (version 1); move it away to "
+                         "start with an empty state");
   }
   next_op_ = j.value("NextOperation", uint64_t{1});
   next_event_ = j.value("NextEvent", uint64_t{1});
@@ -212,7 +213,7 @@ std::optional<std::string> ApiState::LoadLocked() {
     }
   }
   for (const ApiEvent& e : events_) next_event_ = std::max(next_event_, e.seq + 1);
-  return std::nullopt;
+  return Status::Ok();
 }
 
 void ApiState::SaveLocked() {
@@ -245,10 +246,10 @@ void ApiState::SaveLocked() {
   // Temp file, fsync, rename, fsync the directory: a crash leaves the old state or the new one.
   const std::filesystem::path path = dir_ / "state.json";
   if (Status s = WriteFileAtomic(path, text); !s.ok()) {
-    save_error_ = "cannot save " + path.string() + " (" + s.message() + ")";
+    save_status_ = Status::Error("cannot save " + path.string() + " (" + s.message() + ")");
     return;
   }
-  save_error_.clear();
+  save_status_ = Status::Ok();
 }
 
 void ApiState::AddEventLocked(Clock::time_point date, std::string_view source_type,
@@ -262,7 +263,7 @@ void ApiState::AddEventLocked(Clock::time_point date, std::string_view source_ty
   if (drop > 0) events_.erase(events_.begin(), events_.begin() + static_cast<long>(drop));
 }
 
-std::variant<ApiOperation, ApiError> ApiState::Begin(ApiOperation op, const std::string& event) {
+Expected<ApiOperation, ApiError> ApiState::Begin(ApiOperation op, const std::string& event) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const Deleted& d : deleted_) {
     if (d.source_type == op.source_type && IdEquals(d.id, op.target_id) &&
@@ -297,12 +298,13 @@ std::variant<ApiOperation, ApiError> ApiState::Begin(ApiOperation op, const std:
   operations_.push_back(op);
   AddEventLocked(op.started, op.source_type, op.target_id, event + " (" + op.id + ")");
   SaveLocked();
-  if (!save_error_.empty()) {
+  if (!save_status_.ok()) {
     // An operation the next server could not know about must not start: it would never be
     // reported as interrupted after a crash.
     operations_.pop_back();
     if (!events_.empty()) events_.pop_back();
-    return ApiError::Of("InternalFailure", "the operation was not started: " + save_error_);
+    return ApiError::Of("InternalFailure",
+                        "the operation was not started: " + save_status_.message());
   }
   return op;
 }

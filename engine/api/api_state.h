@@ -26,10 +26,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "finalsnap/engine.h"
+#include "finalsnap/status.h"
 #include "query_api.h"
 
 namespace finalsnap::detail {
@@ -79,10 +79,9 @@ class ApiState {
  public:
   // Opens (creating, 0700) the state directory and takes its lock, loads state.json if there is
   // one, and records operations left running by a previous server as interrupted. On failure
-  // returns a message naming the path and the reason (another server holding the lock, an
+  // the error's message names the path and the reason (another server holding the lock, an
   // unreadable or corrupt state file).
-  static std::variant<std::unique_ptr<ApiState>, std::string> Open(
-      const std::filesystem::path& dir);
+  static Expected<std::unique_ptr<ApiState>> Open(const std::filesystem::path& dir);
   ~ApiState();
   ApiState(const ApiState&) = delete;
   ApiState& operator=(const ApiState&) = delete;
@@ -91,7 +90,8 @@ class ApiState {
   // (InvalidCacheClusterState / InvalidReplicationGroupState), has been deleted (its NotFound
   // fault), or its snapshot name is claimed by a running operation (SnapshotAlreadyExistsFault).
   // The check and the registration are one step. Records `event` for the target, then saves.
-  std::variant<ApiOperation, ApiError> Begin(ApiOperation op, const std::string& event);
+  // Returns the operation as registered (its id and start time set), or the refusal.
+  Expected<ApiOperation, ApiError> Begin(ApiOperation op, const std::string& event);
 
   // Records one gate verdict of running operation `id` as an event, as it happens, so that
   // DescribeEvents shows a delete in progress. Kept in memory until Finish saves.
@@ -128,7 +128,8 @@ class ApiState {
   // "Gate <gate> (<phase>) passed|REFUSED [on <node>]: <evidence>", dated when it was reached.
   void AddGateEventLocked(const ApiOperation& op, const GateVerdict& gate,
                           std::chrono::system_clock::time_point now);
-  std::optional<std::string> LoadLocked();
+  // Loads state.json, if there is one; an unreadable or corrupt file is an error.
+  Status LoadLocked();
   // Writes state.json; a failure is remembered and reported by the next successful save (the
   // API keeps working from memory rather than refusing every request).
   void SaveLocked();
@@ -148,7 +149,7 @@ class ApiState {
   std::vector<Deleted> deleted_;
   std::vector<ApiEvent> events_;  // oldest first
   std::vector<std::string> recovered_;
-  std::string save_error_;
+  Status save_status_;  // of the last save
 };
 
 }  // namespace finalsnap::detail

@@ -78,14 +78,15 @@ bool SnapshotFilter::Matches(const Snapshot& snapshot) const {
   return true;
 }
 
-std::variant<std::vector<Snapshot>, std::string> ListSnapshots(
-    const std::filesystem::path& storage_root, const SnapshotFilter& filter) {
+Expected<std::vector<Snapshot>> ListSnapshots(const std::filesystem::path& storage_root,
+                                              const SnapshotFilter& filter) {
   std::vector<Snapshot> snapshots;
   std::error_code ec;
   if (!std::filesystem::exists(storage_root, ec)) return snapshots;
-  auto opened = SnapshotStore::Open(storage_root, SnapshotStore::Access::kReadOnly);
-  if (auto* error = std::get_if<std::string>(&opened)) return *error;
-  for (Snapshot& s : std::get<SnapshotStore>(opened).List()) {
+  Expected<SnapshotStore> opened =
+      SnapshotStore::Open(storage_root, SnapshotStore::Access::kReadOnly);
+  if (!opened.ok()) return opened.error();
+  for (Snapshot& s : opened->List()) {
     if (filter.Matches(s)) snapshots.push_back(std::move(s));
   }
   return snapshots;
@@ -104,13 +105,14 @@ SnapshotDeletion DeleteStoredSnapshot(const std::filesystem::path& storage_root,
   // storage directory (a read-write open would).
   std::error_code ec;
   if (!std::filesystem::exists(storage_root, ec)) return not_found();
-  auto opened = SnapshotStore::Open(storage_root, SnapshotStore::Access::kReadWrite);
-  if (auto* error = std::get_if<std::string>(&opened)) {
+  Expected<SnapshotStore> opened =
+      SnapshotStore::Open(storage_root, SnapshotStore::Access::kReadWrite);
+  if (!opened.ok()) {
     result.fault = "InvalidParameterValue";
-    result.message = *error;
+    result.message = opened.error().message();
     return result;
   }
-  SnapshotStore& store = std::get<SnapshotStore>(opened);
+  SnapshotStore& store = *opened;
   result.snapshot = store.Describe(name);
   if (!result.snapshot) return not_found();
   // A snapshot being written belongs to a running operation; ElastiCache refuses the same way.
@@ -137,8 +139,7 @@ SnapshotDeletion DeleteStoredSnapshot(const std::filesystem::path& storage_root,
 }
 
 ModelJson EndpointShape(std::string_view host_port) {
-  std::variant<Endpoint, std::string> parsed = ParseEndpoint(host_port);
-  if (const auto* e = std::get_if<Endpoint>(&parsed)) {
+  if (Expected<Endpoint> e = ParseEndpoint(host_port); e.ok()) {
     return ModelJson{{"Address", e->host}, {"Port", e->port}};
   }
   // Not expected (the fleet loader validated it), but never drop what we were given.
@@ -209,9 +210,8 @@ ModelJson SnapshotShape(const Snapshot& snapshot, bool show_node_group_config) {
   SetIfNotEmpty(j, "EngineVersion", snapshot.engine_version);
   if (!snapshot.cache_cluster_id.empty()) j["NumCacheNodes"] = 1;
   if (!snapshot.node_snapshots.empty()) {
-    std::variant<Endpoint, std::string> source =
-        ParseEndpoint(snapshot.node_snapshots.front().source_endpoint);
-    if (const auto* e = std::get_if<Endpoint>(&source)) j["Port"] = e->port;
+    Expected<Endpoint> source = ParseEndpoint(snapshot.node_snapshots.front().source_endpoint);
+    if (source.ok()) j["Port"] = source->port;
   }
   if (snapshot.num_node_groups > 0) j["NumNodeGroups"] = snapshot.num_node_groups;
   ModelJson nodes = ModelJson::array();

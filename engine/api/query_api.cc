@@ -27,7 +27,7 @@ ApiError BlankValue(std::string_view name) {
 
 }  // namespace
 
-std::optional<ApiError> QueryParams::AddForm(std::string_view form) {
+Expected<void, ApiError> QueryParams::AddForm(std::string_view form) {
   size_t start = 0;
   while (start <= form.size()) {
     size_t end = form.find('&', start);
@@ -55,7 +55,7 @@ std::optional<ApiError> QueryParams::AddForm(std::string_view form) {
     }
     if (end == form.size()) break;
   }
-  return std::nullopt;
+  return {};
 }
 
 std::optional<std::string> QueryParams::Get(std::string_view name) const {
@@ -64,7 +64,7 @@ std::optional<std::string> QueryParams::Get(std::string_view name) const {
   return it->second;
 }
 
-std::variant<std::string, ApiError> QueryParams::Required(std::string_view name) {
+Expected<std::string, ApiError> QueryParams::Required(std::string_view name) {
   understood_.insert(std::string(name));
   std::optional<std::string> value = Get(name);
   if (!value) {
@@ -80,7 +80,7 @@ std::optional<std::string> QueryParams::Optional(std::string_view name) {
   return Get(name);
 }
 
-std::variant<std::optional<bool>, ApiError> QueryParams::OptionalBool(std::string_view name) {
+Expected<std::optional<bool>, ApiError> QueryParams::OptionalBool(std::string_view name) {
   std::optional<std::string> value = Optional(name);
   if (!value) return std::optional<bool>();
   if (*value == "true") return std::optional<bool>(true);
@@ -90,8 +90,8 @@ std::variant<std::optional<bool>, ApiError> QueryParams::OptionalBool(std::strin
                                                    ": expected true or false.");
 }
 
-std::variant<std::optional<int>, ApiError> QueryParams::OptionalInt(std::string_view name, int min,
-                                                                    int max) {
+Expected<std::optional<int>, ApiError> QueryParams::OptionalInt(std::string_view name, int min,
+                                                                int max) {
   std::optional<std::string> value = Optional(name);
   if (!value) return std::optional<int>();
   char* end = nullptr;
@@ -106,8 +106,8 @@ std::variant<std::optional<int>, ApiError> QueryParams::OptionalInt(std::string_
   return std::optional<int>(static_cast<int>(v));
 }
 
-std::variant<std::optional<std::chrono::system_clock::time_point>, ApiError>
-QueryParams::OptionalTime(std::string_view name) {
+Expected<std::optional<std::chrono::system_clock::time_point>, ApiError> QueryParams::OptionalTime(
+    std::string_view name) {
   std::optional<std::string> value = Optional(name);
   using Result = std::optional<std::chrono::system_clock::time_point>;
   if (!value) return Result();
@@ -120,7 +120,7 @@ QueryParams::OptionalTime(std::string_view name) {
   return t;
 }
 
-std::optional<ApiError> QueryParams::RejectUnknown() const {
+Expected<void, ApiError> QueryParams::RejectUnknown() const {
   for (const auto& [name, value] : values_) {
     if (understood_.find(name) == understood_.end()) {
       return ApiError::Of("InvalidParameterValue", "Unknown parameter " + name +
@@ -131,7 +131,7 @@ std::optional<ApiError> QueryParams::RejectUnknown() const {
   for (const auto& [name, value] : values_) {
     if (protocol_.find(name) == protocol_.end() && IsBlank(value)) return BlankValue(name);
   }
-  return std::nullopt;
+  return {};
 }
 
 void AcceptProtocolParams(QueryParams& params) {
@@ -143,8 +143,8 @@ void AcceptProtocolParams(QueryParams& params) {
   }
 }
 
-std::variant<ActionArgs, ApiError> ActionArgs::Read(QueryParams& params,
-                                                    std::span<const ParamRule> rules) {
+Expected<ActionArgs, ApiError> ActionArgs::Read(QueryParams& params,
+                                                std::span<const ParamRule> rules) {
   using Kind = ParamRule::Kind;
   ActionArgs args;
   for (const ParamRule& rule : rules) {
@@ -159,19 +159,19 @@ std::variant<ActionArgs, ApiError> ActionArgs::Read(QueryParams& params,
       continue;
     }
     if (rule.required) {
-      std::variant<std::string, ApiError> value = params.Required(name);
-      if (auto* error = std::get_if<ApiError>(&value)) return *error;
-      args.values_.emplace(name, std::get<std::string>(std::move(value)));
+      Expected<std::string, ApiError> value = params.Required(name);
+      if (!value.ok()) return value.error();
+      args.values_.emplace(name, std::move(*value));
       continue;
     }
     // Each kind's reader marks the parameter understood and refuses a malformed value.
-    auto keep = [&](auto read) -> std::optional<ApiError> {
+    auto keep = [&](auto read) -> Expected<void, ApiError> {
       auto value = read();
-      if (auto* error = std::get_if<ApiError>(&value)) return *error;
-      if (auto& v = std::get<0>(value)) args.values_.emplace(name, Value(std::move(*v)));
-      return std::nullopt;
+      if (!value.ok()) return value.error();
+      if (auto& v = *value) args.values_.emplace(name, Value(std::move(*v)));
+      return {};
     };
-    std::optional<ApiError> error;
+    Expected<void, ApiError> error;
     switch (rule.kind) {
       case Kind::kString:
         if (std::optional<std::string> v = params.Optional(name)) args.values_.emplace(name, *v);
@@ -188,9 +188,9 @@ std::variant<ActionArgs, ApiError> ActionArgs::Read(QueryParams& params,
       case Kind::kUnsupported:
         break;
     }
-    if (error) return *error;
+    if (!error.ok()) return error.error();
   }
-  if (std::optional<ApiError> e = params.RejectUnknown()) return *e;
+  if (Expected<void, ApiError> e = params.RejectUnknown(); !e.ok()) return e.error();
   return args;
 }
 

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "finalsnap/elasticache.h"
+#include "finalsnap/status.h"
 
 namespace finalsnap::detail {
 
@@ -59,7 +60,7 @@ class QueryParams {
  public:
   // Adds the pairs of a form-encoded string ("a=1&b=x+y%21"; '+' is a space). Fails on a bad
   // escape or a name given twice (in this string or an earlier one).
-  std::optional<ApiError> AddForm(std::string_view form);
+  Expected<void, ApiError> AddForm(std::string_view form);
 
   bool Has(std::string_view name) const { return values_.find(name) != values_.end(); }
   std::optional<std::string> Get(std::string_view name) const;
@@ -67,11 +68,11 @@ class QueryParams {
   // malformed values with InvalidParameterValue naming the parameter. An empty or blank value
   // (IsBlank) is refused for every parameter an action reads, by Required here and for the
   // others by RejectUnknown, which every action calls before it acts.
-  std::variant<std::string, ApiError> Required(std::string_view name);
+  Expected<std::string, ApiError> Required(std::string_view name);
   std::optional<std::string> Optional(std::string_view name);
-  std::variant<std::optional<bool>, ApiError> OptionalBool(std::string_view name);
-  std::variant<std::optional<int>, ApiError> OptionalInt(std::string_view name, int min, int max);
-  std::variant<std::optional<std::chrono::system_clock::time_point>, ApiError> OptionalTime(
+  Expected<std::optional<bool>, ApiError> OptionalBool(std::string_view name);
+  Expected<std::optional<int>, ApiError> OptionalInt(std::string_view name, int min, int max);
+  Expected<std::optional<std::chrono::system_clock::time_point>, ApiError> OptionalTime(
       std::string_view name);
   // Marks names as understood without reading them (the protocol's own: Action, Version, the
   // signature parameters).
@@ -85,7 +86,7 @@ class QueryParams {
   // final snapshot that was meant). Then the first parameter read with a blank value, also
   // InvalidParameterValue: an empty FinalSnapshotIdentifier, CacheClusterId or Marker names
   // nothing, and must not be taken as "none" or "all".
-  std::optional<ApiError> RejectUnknown() const;
+  Expected<void, ApiError> RejectUnknown() const;
 
   const std::map<std::string, std::string, std::less<>>& values() const { return values_; }
 
@@ -126,8 +127,7 @@ class ActionArgs {
 
   // Reads `rules` in order (QueryParams::Required, Optional, OptionalBool, ...), then
   // RejectUnknown: the first error found is returned, in that order.
-  static std::variant<ActionArgs, ApiError> Read(QueryParams& params,
-                                                 std::span<const ParamRule> rules);
+  static Expected<ActionArgs, ApiError> Read(QueryParams& params, std::span<const ParamRule> rules);
 
   // The value of a parameter that was given, as its rule's type: kString std::string, kBool
   // bool, kInt int, kTime time_point. Asking for another type is a bug in the action table and

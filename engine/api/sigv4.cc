@@ -1,6 +1,5 @@
 // SigV4 verification (sigv4.h), with OpenSSL's SHA-256 and HMAC.
 #include "sigv4.h"
-#include "finalsnap/text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,7 +10,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
-#include <variant>
+
+#include "finalsnap/status.h"
+#include "finalsnap/text.h"
 
 namespace finalsnap::detail {
 namespace {
@@ -120,8 +121,9 @@ struct Claim {
   bool presigned = false;
 };
 
-// Parses "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...".
-std::variant<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
+// Parses "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...": the claim, or
+// the IncompleteSignature refusal to answer with.
+Expected<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
   header = Trim(header);
   const size_t space = header.find(' ');
   const std::string_view algorithm = header.substr(0, space);
@@ -374,9 +376,9 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
 
   Claim claim;
   if (!authorization.empty()) {
-    std::variant<Claim, SigV4Verdict> parsed = ParseAuthorization(authorization.front());
-    if (auto* refused = std::get_if<SigV4Verdict>(&parsed)) return *refused;
-    claim = std::get<Claim>(std::move(parsed));
+    Expected<Claim, SigV4Verdict> parsed = ParseAuthorization(authorization.front());
+    if (!parsed.ok()) return parsed.error();
+    claim = std::move(parsed).value();
     const std::vector<std::string_view> dates = HeaderValues(headers, "x-amz-date");
     if (dates.size() != 1) {
       return Incomplete(

@@ -3,9 +3,9 @@
 //
 //   socket read ──► pooled buffer ──► framing ──► confirmed payload ranges
 //                                                   │
-//                        loop thread                ├─► rdb::Validator   (tap: parse, CRC-64, counts)
-//                        ───────────                │
-//                        compressor thread          └─► bounded queue ─► zstd | lz4 | none ─► file fd
+//                        loop thread                ├─► rdb::Validator   (tap: parse, CRC-64,
+//                        counts) ───────────                │ compressor thread          └─►
+//                        bounded queue ─► zstd | lz4 | none ─► file fd
 //
 // - BufferPool hands out fixed-size buffers with reference counts. A read lands in one; the
 //   validator reads it in place and the compressor thread gets a reference to the same bytes.
@@ -19,7 +19,10 @@
 //   while it is written. Finish() waits for the follower too, so the readback's tail is only the
 //   last stretch. The pipeline knows nothing of the store: the operation wires the two.
 //
-//   auto rb = StreamingReadback::Start(writer->dir() / file, codec);
+//   Expected<std::unique_ptr<StreamingReadback>> started =
+//       StreamingReadback::Start(writer->dir() / file, codec);
+//   if (!started.ok()) return started.error();
+//   std::unique_ptr<StreamingReadback> rb = *std::move(started);
 //   Pipeline pipeline(loop, pool, {codec, level}, fd, rb.get());
 //   PipelineResult r = co_await pipeline.Finish();
 //   ReadbackReport back = rb->Wait();   // what was read back: the `readback` gate's evidence

@@ -370,15 +370,15 @@ bool Loader::GetEnvName(const toml::table& table, std::string_view path, std::st
 bool Loader::ToEndpoint(const toml::node& node, const std::string& key, std::string_view text,
                         Endpoint* out) {
   auto parsed = ParseEndpoint(text);
-  if (auto* problem = std::get_if<std::string>(&parsed)) {
+  if (!parsed.ok()) {
     // An endpoint with an '@' may carry a password ("user:secret@host:6379"), so it is not
     // repeated; ParseEndpoint's own messages never include the text.
     const bool may_hold_secret = text.find('@') != std::string_view::npos;
     std::string message = may_hold_secret ? std::string("invalid endpoint")
                                           : "invalid endpoint '" + std::string(text) + "'";
-    return Fail(node.source(), key, message + ": " + *problem);
+    return Fail(node.source(), key, message + ": " + parsed.error().message());
   }
-  *out = std::get<Endpoint>(std::move(parsed));
+  *out = std::move(parsed).value();
   return true;
 }
 
@@ -754,39 +754,39 @@ ResolvedSecret ReadSecret(std::string_view what, const std::string& env, const f
   const std::string name(what);
   if (!env.empty()) {
     const char* value = std::getenv(env.c_str());
-    if (value == nullptr) return {std::nullopt, "environment variable " + env + " is not set"};
-    if (*value == '\0') return {std::nullopt, "environment variable " + env + " is empty"};
-    return {std::string(value), ""};
+    if (value == nullptr) return Status::Error("environment variable " + env + " is not set");
+    if (*value == '\0') return Status::Error("environment variable " + env + " is empty");
+    return std::optional<std::string>(value);
   }
-  if (file.empty()) return {std::nullopt, ""};
+  if (file.empty()) return std::optional<std::string>();
 
   // Opening a directory succeeds and reading it yields nothing, which would read as "empty".
   std::error_code ec;
   if (fs::is_directory(file, ec)) {
-    return {std::nullopt, name + " file " + file.string() + " is a directory"};
+    return Status::Error(name + " file " + file.string() + " is a directory");
   }
 
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    return {std::nullopt,
-            "cannot open " + name + " file " + file.string() + ": " + std::strerror(errno)};
+    return Status::Error("cannot open " + name + " file " + file.string() + ": " +
+                         std::strerror(errno));
   }
   // One byte more than allowed, to tell "at the limit" from "over it" without reading the rest.
   std::string value(kMaxSecretBytes + 1, '\0');
   in.read(value.data(), static_cast<std::streamsize>(value.size()));
   if (in.bad()) {
-    return {std::nullopt,
-            "cannot read " + name + " file " + file.string() + ": " + std::strerror(errno)};
+    return Status::Error("cannot read " + name + " file " + file.string() + ": " +
+                         std::strerror(errno));
   }
   value.resize(static_cast<size_t>(in.gcount()));
   if (value.size() > kMaxSecretBytes) {
-    return {std::nullopt, name + " file " + file.string() + " is larger than 64 KiB"};
+    return Status::Error(name + " file " + file.string() + " is larger than 64 KiB");
   }
   // Editors and `echo` add a newline that is not part of the secret.
   if (!value.empty() && value.back() == '\n') value.pop_back();
   if (!value.empty() && value.back() == '\r') value.pop_back();
-  if (value.empty()) return {std::nullopt, name + " file " + file.string() + " is empty"};
-  return {std::move(value), ""};
+  if (value.empty()) return Status::Error(name + " file " + file.string() + " is empty");
+  return std::optional<std::string>(std::move(value));
 }
 
 }  // namespace
@@ -796,51 +796,51 @@ std::string Endpoint::ToString() const {
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::variant<Endpoint, std::string> ParseEndpoint(std::string_view text) {
+Expected<Endpoint> ParseEndpoint(std::string_view text) {
   // None of these messages repeats the text, so that callers can decide whether it is safe to
   // show (see the '@' case).
   if (text.find('@') != std::string_view::npos) {
-    return std::string("expected host:port; a user name or password does not belong here");
+    return Status::Error("expected host:port; a user name or password does not belong here");
   }
   if (text.find("://") != std::string_view::npos) {
-    return std::string("expected host:port, not a URL");
+    return Status::Error("expected host:port, not a URL");
   }
   std::string_view host;
   std::string_view port;
   bool bracketed = false;
   if (!text.empty() && text.front() == '[') {
     const size_t close = text.find(']');
-    if (close == std::string_view::npos) return std::string("missing ']' after the IPv6 address");
+    if (close == std::string_view::npos) return Status::Error("missing ']' after the IPv6 address");
     host = text.substr(1, close - 1);
     const std::string_view rest = text.substr(close + 1);
-    if (rest.empty() || rest.front() != ':') return std::string("missing ':port' after ']'");
+    if (rest.empty() || rest.front() != ':') return Status::Error("missing ':port' after ']'");
     port = rest.substr(1);
     bracketed = true;
   } else {
     const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::string("missing port; expected host:port");
+    if (colon == std::string_view::npos) return Status::Error("missing port; expected host:port");
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
     if (host.find(':') != std::string_view::npos) {
-      return std::string("an IPv6 address needs brackets, as in [::1]:6379");
+      return Status::Error("an IPv6 address needs brackets, as in [::1]:6379");
     }
   }
-  if (host.empty()) return std::string("missing host; expected host:port");
+  if (host.empty()) return Status::Error("missing host; expected host:port");
   for (char c : host) {
     const bool ok = IsAsciiLetter(c) || IsAsciiDigit(c) || c == '.' || c == '-' || c == '_' ||
                     (bracketed && (c == ':' || c == '%'));
-    if (!ok) return std::string("host has a character that is not allowed in a host name");
+    if (!ok) return Status::Error("host has a character that is not allowed in a host name");
   }
-  if (port.empty()) return std::string("missing port; expected host:port");
+  if (port.empty()) return Status::Error("missing port; expected host:port");
   if (!std::all_of(port.begin(), port.end(), IsAsciiDigit)) {
-    return std::string("port is not a number");
+    return Status::Error("port is not a number");
   }
   // Leading zeros are harmless, so the length check comes after stripping them.
   const size_t first_digit = std::min(port.find_first_not_of('0'), port.size());
   const std::string_view digits = port.substr(first_digit);
   const unsigned long value = digits.size() > 5 ? 0 : std::stoul("0" + std::string(digits));
   if (digits.size() > 5 || value == 0 || value > 65535) {
-    return std::string("port must be between 1 and 65535");
+    return Status::Error("port must be between 1 and 65535");
   }
   return Endpoint{std::string(host), static_cast<uint16_t>(value)};
 }
@@ -886,7 +886,7 @@ std::string FleetError::ToString() const {
   return out + message;
 }
 
-std::variant<Fleet, FleetError> ParseFleet(std::string_view toml_text, const fs::path& file) {
+Expected<Fleet, FleetError> ParseFleet(std::string_view toml_text, const fs::path& file) {
   std::error_code ec;
   fs::path absolute = fs::absolute(file, ec);
   if (ec) absolute = file;
@@ -908,7 +908,7 @@ std::variant<Fleet, FleetError> ParseFleet(std::string_view toml_text, const fs:
   return fleet;
 }
 
-std::variant<Fleet, FleetError> LoadFleet(const fs::path& file) {
+Expected<Fleet, FleetError> LoadFleet(const fs::path& file) {
   auto fail = [&](std::string message) {
     return FleetError{file.string(), 0, 0, "", std::move(message)};
   };
@@ -944,8 +944,8 @@ ResolvedSecret ResolvePassword(const NodeSettings& settings) {
 
 ResolvedSecret ResolveApiSecret(const ApiCredential& credential) {
   if (credential.secret_env.empty() && credential.secret_file.empty()) {
-    return {std::nullopt, "credential " + credential.access_key_id +
-                              " has no secret_access_key_env or secret_access_key_file"};
+    return Status::Error("credential " + credential.access_key_id +
+                         " has no secret_access_key_env or secret_access_key_file");
   }
   return ReadSecret("secret access key", credential.secret_env, credential.secret_file);
 }

@@ -114,8 +114,7 @@ std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std:
   return out;
 }
 
-std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text,
-                                                              std::string* error) {
+Expected<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text) {
   std::vector<ClusterNodeLine> out;
   size_t pos = 0;
   int line_no = 0;
@@ -136,8 +135,7 @@ std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view t
       s = e + 1;
     }
     auto fail = [&](const std::string& why) {
-      if (error) *error = "line " + std::to_string(line_no) + ": " + why;
-      return std::nullopt;
+      return Status::Error("line " + std::to_string(line_no) + ": " + why);
     };
     if (f.size() < 8) return fail("expected at least 8 fields");
     ClusterNodeLine n;

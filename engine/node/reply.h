@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
+#include "finalsnap/status.h"
 
 struct redisReply;
 
@@ -56,9 +57,8 @@ struct ClusterNodeLine {
   std::vector<std::pair<int, int>> slots;  // inclusive ranges, primaries only
   bool migrating = false;                  // a [slot->-id] or [slot-<-id] entry
 };
-// Parses the CLUSTER NODES text; nullopt and `error` on a line it cannot read.
-std::optional<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text,
-                                                              std::string* error);
+// Parses the CLUSTER NODES text; an error names the first line it cannot read.
+Expected<std::vector<ClusterNodeLine>> ParseClusterNodes(std::string_view text);
 
 // One `slaveN:ip=…,port=…,state=…,offset=…,lag=…` line of a primary's INFO replication.
 struct ReplicaLine {

@@ -396,9 +396,11 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
     co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + " failed: " +
                            nodes_reply.Error());
   }
-  std::string error;
-  std::optional<std::vector<ClusterNodeLine>> lines = ParseClusterNodes(nodes_reply.reply.str, &error);
-  if (!lines) co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + ": " + error);
+  Expected<std::vector<ClusterNodeLine>> lines = ParseClusterNodes(nodes_reply.reply.str);
+  if (!lines.ok()) {
+    co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + ": " +
+                           lines.error().message());
+  }
   CommandOutcome cinfo = co_await seed->client->Command(Argv("CLUSTER", "INFO"));
   if (cinfo.ok()) {
     const std::string state = Field(ParseInfo(cinfo.reply.str), "cluster_state");
@@ -500,9 +502,11 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
   for (auto& n : topology_.nodes) {
     if (n.get() == seed) continue;
     CommandOutcome r = co_await n->client->Command(Argv("CLUSTER", "NODES"));
-    std::optional<std::vector<ClusterNodeLine>> other;
-    if (r.ok()) other = ParseClusterNodes(r.reply.str, &error);
-    if (!other || signature(*other) != view) {
+    const bool same = r.ok() && [&] {
+      Expected<std::vector<ClusterNodeLine>> other = ParseClusterNodes(r.reply.str);
+      return other.ok() && signature(*other) == view;
+    }();
+    if (!same) {
       co_return Inconsistent("members disagree about the cluster: " + n->address.ToString() +
                              " and " + seed->address.ToString() +
                              " have different CLUSTER NODES views (primaries, slots, replicas)");

@@ -27,12 +27,13 @@ constexpr size_t kBufferSize = 256 * 1024;
 Task<Verdict> Operation::PrepareShard(ShardRun& run) {
   GroupNode& source = *run.source;
   run.pool = std::make_unique<BufferPool>(kPoolBuffers, kBufferSize);
-  auto started = StreamingReadback::Start(writer_->dir() / run.file, fleet_.storage.compression);
-  if (auto* error = std::get_if<std::string>(&started)) {
+  Expected<std::unique_ptr<StreamingReadback>> started =
+      StreamingReadback::Start(writer_->dir() / run.file, fleet_.storage.compression);
+  if (!started.ok()) {
     run.readback_report.emplace();  // the `readback` gate refuses it after the commit
-    run.readback_report->io_error = *error;
+    run.readback_report->io_error = started.error().message();
   } else {
-    run.readback = std::move(std::get<std::unique_ptr<StreamingReadback>>(started));
+    run.readback = *std::move(started);
   }
   run.pipeline = std::make_unique<detail::Pipeline>(
       loop_, *run.pool,

@@ -65,7 +65,7 @@ namespace {
 
 detail::DiscoveryRequest RequestFor(const NodeSettings& settings, const ResolvedSecret& password) {
   detail::DiscoveryRequest r;
-  r.auth = NodeAuth{settings.username, password.value};
+  r.auth = NodeAuth{settings.username, *password};
   r.timeouts = NodeTimeouts{milliseconds(settings.connect_timeout_ms),
                             milliseconds(settings.command_timeout_ms)};
   return r;
@@ -80,12 +80,12 @@ Task<std::vector<CacheClusterInfo>> DescribeCluster(Loop& loop, const CacheClust
   std::vector<CacheClusterInfo> out;
   if (!password.ok()) {
     info.status = "unreachable";
-    info.error = password.error;
+    info.error = password.error().message();
     out.push_back(info);
     co_return out;
   }
   NodeClient node(loop, NodeAddress{entry.endpoint.host, entry.endpoint.port},
-                  NodeAuth{entry.settings.username, password.value},
+                  NodeAuth{entry.settings.username, *password},
                   NodeTimeouts{milliseconds(entry.settings.connect_timeout_ms),
                                milliseconds(entry.settings.command_timeout_ms)});
   CommandOutcome r;
@@ -118,7 +118,7 @@ Task<std::vector<ReplicationGroupInfo>> DescribeGroup(Loop& loop,
     ReplicationGroupInfo g;
     g.replication_group_id = entry.id;
     g.status = "unreachable";
-    g.error = password.error;
+    g.error = password.error().message();
     out.push_back(std::move(g));
     co_return out;
   }

@@ -11,7 +11,7 @@ using std::chrono::milliseconds;
 Task<Verdict> Operation::ResolveTarget() {
   const NodeSettings& settings = target_.settings();
   const ResolvedSecret password = ResolvePassword(settings);
-  if (!password.ok()) co_return Refuse("InvalidParameterValue", password.error);
+  if (!password.ok()) co_return Refuse("InvalidParameterValue", password.error().message());
   detail::DiscoveryRequest request;
   if (target_.kind == Target::Kind::kCacheCluster) {
     request.endpoints.push_back(target_.cluster->endpoint);
@@ -21,7 +21,7 @@ Task<Verdict> Operation::ResolveTarget() {
     request.sentinels = target_.group->sentinels;
     request.master_name = target_.group->master_name;
   }
-  request.auth = detail::NodeAuth{settings.username, password.value};
+  request.auth = detail::NodeAuth{settings.username, *password};
   request.timeouts = detail::NodeTimeouts{milliseconds(settings.connect_timeout_ms),
                                           milliseconds(settings.command_timeout_ms)};
   topology_ = co_await detail::Discover(loop_, request);
@@ -146,15 +146,16 @@ Verdict Operation::ChooseSources() {
 // snapshot-name-free: a valid name nobody has taken, claimed for this operation.
 Task<Verdict> Operation::ClaimName() {
   const std::string& name = *snapshot_name_;
-  if (std::string why = CheckSnapshotName(name); !why.empty()) {
-    co_return Refuse("InvalidParameterValue", "snapshot name '" + name + "': " + why, why);
+  if (Status s = CheckSnapshotName(name); !s.ok()) {
+    co_return Refuse("InvalidParameterValue", "snapshot name '" + name + "': " + s.message(),
+                     s.message());
   }
-  auto opened = SnapshotStore::Open(fleet_.storage.path);
-  if (auto* error = std::get_if<std::string>(&opened)) {
+  Expected<SnapshotStore> opened = SnapshotStore::Open(fleet_.storage.path);
+  if (!opened.ok()) {
     // Without a store no name can be checked: the storage is what refuses.
-    co_return RefuseGate("storage-ready", "InvalidParameterValue", *error);
+    co_return RefuseGate("storage-ready", "InvalidParameterValue", opened.error().message());
   }
-  store_.emplace(std::move(std::get<SnapshotStore>(opened)));
+  store_.emplace(*std::move(opened));
   if (store_->Exists(name)) {
     co_return Refuse("SnapshotAlreadyExistsFault", "Snapshot " + name + " already exists.",
                      "a snapshot named " + name + " exists in " + store_->root().string());
@@ -197,23 +198,24 @@ Verdict Operation::BeginSnapshot() {
       break;
   }
   manifest_ = initial;
-  auto begun = store_->Begin(initial);
-  if (auto* error = std::get_if<std::string>(&begun)) {
+  Expected<std::unique_ptr<SnapshotWriter>> begun = store_->Begin(initial);
+  if (!begun.ok()) {
+    const std::string& error = begun.error().message();
     if (store_->Exists(*snapshot_name_)) {
       // Another operation took the name since the check: the store's lock decided the race.
       return Refuse("SnapshotAlreadyExistsFault",
-                    "Snapshot " + *snapshot_name_ + " already exists.", *error);
+                    "Snapshot " + *snapshot_name_ + " already exists.", error);
     }
-    return RefuseGate("storage-ready", "InvalidParameterValue", *error);
+    return RefuseGate("storage-ready", "InvalidParameterValue", error);
   }
-  writer_ = std::move(std::get<std::unique_ptr<SnapshotWriter>>(begun));
+  writer_ = *std::move(begun);
   for (auto& run : runs_) {
     run->file = FileFor(*run->shard);
-    auto created = writer_->CreateFile(run->file);
-    if (auto* error = std::get_if<std::string>(&created)) {
-      return RefuseGate("storage-ready", "InvalidSnapshotState", *error);
+    Expected<int> created = writer_->CreateFile(run->file);
+    if (!created.ok()) {
+      return RefuseGate("storage-ready", "InvalidSnapshotState", created.error().message());
     }
-    run->fd = std::get<int>(created);
+    run->fd = *created;
   }
   return std::nullopt;
 }

@@ -262,7 +262,7 @@ std::string SnapshotToJson(const Snapshot& snapshot) {
   return j.dump(2) + "\n";
 }
 
-std::optional<Snapshot> SnapshotFromJson(std::string_view json, std::string* error) {
+Expected<Snapshot> SnapshotFromJson(std::string_view json) {
   try {
     const Json j = Json::parse(json.begin(), json.end());
     if (!j.is_object()) Fail("manifest", "expected a JSON object");
@@ -306,12 +306,11 @@ std::optional<Snapshot> SnapshotFromJson(std::string_view json, std::string* err
     }
     return s;
   } catch (const FieldError& e) {
-    if (error != nullptr) *error = e.message;
+    return Status::Error(e.message);
   } catch (const Json::exception& e) {
     // nlohmann's messages carry the position: "parse error at line 3, column 5: ...".
-    if (error != nullptr) *error = e.what();
+    return Status::Error(e.what());
   }
-  return std::nullopt;
 }
 
 std::string CacheSizeString(uint64_t bytes) { return std::to_string(bytes >> 20) + " MB"; }
@@ -331,57 +330,55 @@ std::string SnapshotTimeString(std::chrono::system_clock::time_point time) {
 
 // ---- Names ----
 
-std::string CheckSnapshotName(std::string_view name) {
-  if (name.empty()) return "the snapshot name is empty";
+Status CheckSnapshotName(std::string_view name) {
+  if (name.empty()) return Status::Error("the snapshot name is empty");
   if (name.size() > kMaxNameLength) {
-    return "the snapshot name is " + std::to_string(name.size()) +
-           " characters long; the limit is 255";
+    return Status::Error("the snapshot name is " + std::to_string(name.size()) +
+                         " characters long; the limit is 255");
   }
   const auto is_letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
   const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (!is_letter(name.front())) return "the snapshot name must begin with a letter";
+  if (!is_letter(name.front())) return Status::Error("the snapshot name must begin with a letter");
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
     if (c == '-') {
       if (i + 1 < name.size() && name[i + 1] == '-') {
-        return "the snapshot name must not contain two consecutive hyphens";
+        return Status::Error("the snapshot name must not contain two consecutive hyphens");
       }
       continue;
     }
     if (!is_letter(c) && !is_digit(c)) {
-      return "the snapshot name may contain only ASCII letters, digits and hyphens";
+      return Status::Error("the snapshot name may contain only ASCII letters, digits and hyphens");
     }
   }
-  if (name.back() == '-') return "the snapshot name must not end with a hyphen";
-  return {};
+  if (name.back() == '-') return Status::Error("the snapshot name must not end with a hyphen");
+  return Status::Ok();
 }
 
 // ---- The manifest file and the names inside a snapshot ----
 
 namespace detail {
 
-std::string CheckFileName(std::string_view name) {
-  if (name.empty()) return "empty file name";
-  if (name.size() > kMaxNameLength) return "file name longer than 255 characters";
+Status CheckFileName(std::string_view name) {
+  if (name.empty()) return Status::Error("empty file name");
+  if (name.size() > kMaxNameLength) return Status::Error("file name longer than 255 characters");
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
-    return "file name " + Quote(name) + " is not a plain name";
+    return Status::Error("file name " + Quote(name) + " is not a plain name");
   }
-  if (name.front() == '.') return "file name " + Quote(name) + " starts with '.'";
+  if (name.front() == '.') return Status::Error("file name " + Quote(name) + " starts with '.'");
   if (name == kManifestName || name == kManifestTmpName) {
-    return "file name " + Quote(name) + " is reserved for the manifest";
+    return Status::Error("file name " + Quote(name) + " is reserved for the manifest");
   }
-  return {};
+  return Status::Ok();
 }
 
-std::optional<Snapshot> LoadManifest(const fs::path& dir, std::string* error) {
+Expected<Snapshot> LoadManifest(const fs::path& dir) {
   std::string text;
-  if (Status s = ReadManifestFile(dir / kManifestName, &text); !s.ok()) {
-    *error = s.message();
-    return std::nullopt;
+  if (Status s = ReadManifestFile(dir / kManifestName, &text); !s.ok()) return s;
+  Expected<Snapshot> snapshot = SnapshotFromJson(text);
+  if (!snapshot.ok()) {
+    return Status::Error((dir / kManifestName).string() + ": " + snapshot.error().message());
   }
-  std::string parse_error;
-  std::optional<Snapshot> snapshot = SnapshotFromJson(text, &parse_error);
-  if (!snapshot) *error = (dir / kManifestName).string() + ": " + parse_error;
   return snapshot;
 }
 

@@ -91,9 +91,8 @@ std::string Mib(uint64_t bytes) {
 Status Readback(const SnapshotStore& store, std::string_view name, std::string* evidence) {
   const std::optional<fs::path> dir = store.SnapshotDir(name);
   if (!dir) return Status::Error("readback: snapshot " + Quote(name) + " is not committed");
-  std::string error;
-  const std::optional<Snapshot> manifest = LoadManifest(*dir, &error);
-  if (!manifest) return Status::Error("readback: " + error);
+  const Expected<Snapshot> manifest = LoadManifest(*dir);
+  if (!manifest.ok()) return Status::Error("readback: " + manifest.error().message());
   if (manifest->node_snapshots.empty()) {
     return Status::Error("readback: the manifest of " + Quote(name) + " lists no files");
   }
@@ -106,9 +105,7 @@ Status Readback(const SnapshotStore& store, std::string_view name, std::string* 
       return Status::Error("readback: " + node.file + ": " + message);
     };
     // The manifest is data read from disk: it must not send us outside the directory.
-    if (const std::string problem = CheckFileName(node.file); !problem.empty()) {
-      return fail(problem);
-    }
+    if (Status s = CheckFileName(node.file); !s.ok()) return fail(s.message());
     const fs::path path = *dir / node.file;
     {
       // Committed files were fsynced, so their cached pages are clean and DONTNEED drops them:

@@ -111,7 +111,7 @@ RootScan ScanRoot(const fs::path& root) {
       long pid = 0;
       ParsePidSuffix(std::string_view(name).substr(kProbePrefix.size()), &unused, &pid);
       scan.probes.emplace_back(it->path(), pid);
-    } else if (fs::is_directory(status) && CheckSnapshotName(name).empty()) {
+    } else if (fs::is_directory(status) && CheckSnapshotName(name).ok()) {
       scan.committed.push_back({name, it->path()});
     }
   }
@@ -129,9 +129,8 @@ const RootScan::Committed* FindCommitted(const RootScan& scan, std::string_view 
 }
 
 Snapshot LoadCommitted(const RootScan::Committed& committed) {
-  std::string error;
-  std::optional<Snapshot> snapshot = LoadManifest(committed.path, &error);
-  if (!snapshot) {
+  Expected<Snapshot> snapshot = LoadManifest(committed.path);
+  if (!snapshot.ok()) {
     // Shown rather than hidden, so that an operator can see it and delete it.
     Snapshot failed;
     failed.snapshot_name = committed.name;
@@ -140,20 +139,21 @@ Snapshot LoadCommitted(const RootScan::Committed& committed) {
   }
   // The directory name is what Describe and Delete go by, so it wins over the manifest.
   snapshot->snapshot_name = committed.name;
-  return std::move(*snapshot);
+  return *std::move(snapshot);
 }
 
 Snapshot LoadPartial(const RootScan::Partial& partial) {
-  std::string error;
-  std::optional<Snapshot> snapshot = LoadManifest(partial.path, &error);
-  if (!snapshot) {
-    snapshot.emplace();
-    snapshot->snapshot_name = partial.name_hint;
+  Expected<Snapshot> loaded = LoadManifest(partial.path);
+  Snapshot snapshot;
+  if (loaded.ok()) {
+    snapshot = *std::move(loaded);
+  } else {
+    snapshot.snapshot_name = partial.name_hint;
   }
   // Whatever the manifest inside says (Commit writes "available" there just before the rename),
   // a partial directory is a snapshot being created.
-  snapshot->snapshot_status = "creating";
-  return std::move(*snapshot);
+  snapshot.snapshot_status = "creating";
+  return snapshot;
 }
 
 const RootScan::Partial* FindLivePartial(const RootScan& scan, std::string_view name,

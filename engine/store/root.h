@@ -21,7 +21,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,12 +50,12 @@ std::string RandomHex();
 
 // ---- manifest.cc ----
 
-// Why `name` is not a plain file name inside a snapshot directory (a path, hidden, the
-// manifest's own); "" if it is one.
-std::string CheckFileName(std::string_view name);
+// Ok if `name` is a plain file name inside a snapshot directory; else an error saying why not
+// (a path, hidden, the manifest's own).
+Status CheckFileName(std::string_view name);
 // Reads and parses `dir`/manifest.json, refusing a file too large to be a manifest. On failure
-// returns nullopt and sets `error` (the path and the reason).
-std::optional<Snapshot> LoadManifest(const std::filesystem::path& dir, std::string* error);
+// the error names the path and the reason.
+Expected<Snapshot> LoadManifest(const std::filesystem::path& dir);
 // Writes `snapshot` as `dir_fd`/manifest.json with WriteFileAtomic.
 Status WriteManifest(int dir_fd, const Snapshot& snapshot, DirSync dir_sync);
 

@@ -45,40 +45,49 @@ using detail::WriteManifest;
 SnapshotStore::SnapshotStore(fs::path root, Access access)
     : root_(std::move(root)), access_(access) {}
 
-std::variant<SnapshotStore, std::string> SnapshotStore::Open(fs::path root, Access access) {
-  if (root.empty()) return std::string("the snapshot storage path is empty");
+Expected<SnapshotStore> SnapshotStore::Open(fs::path root, Access access) {
+  if (root.empty()) return Status::Error("the snapshot storage path is empty");
   std::error_code ec;
   // Absolute, so that the store keeps meaning the same directory if the caller changes its
   // working directory.
   root = fs::absolute(root, ec).lexically_normal();
-  if (ec) return "snapshot storage " + root.string() + ": " + ec.message();
+  if (ec) return Status::Error("snapshot storage " + root.string() + ": " + ec.message());
   if (root.filename().empty()) root = root.parent_path();  // "dir/" -> "dir"
   const std::string where = "snapshot storage " + root.string();
 
   const fs::file_status status = fs::status(root, ec);
   if (fs::exists(status) && !fs::is_directory(status)) {
-    return where + " exists and is not a directory";
+    return Status::Error(where + " exists and is not a directory");
   }
   if (access == Access::kReadOnly) {
-    if (!fs::exists(status)) return where + ": " + ErrnoMessage(ENOENT);
-    if (::access(root.c_str(), R_OK | X_OK) != 0) return where + ": " + ErrnoMessage(errno);
+    if (!fs::exists(status)) return Status::Error(where + ": " + ErrnoMessage(ENOENT));
+    if (::access(root.c_str(), R_OK | X_OK) != 0) {
+      return Status::Error(where + ": " + ErrnoMessage(errno));
+    }
     return SnapshotStore(std::move(root), access);
   }
 
   if (!fs::exists(status)) {
     fs::create_directories(root.parent_path(), ec);
-    if (ec) return where + ": cannot create " + root.parent_path().string() + ": " + ec.message();
+    if (ec) {
+      return Status::Error(where + ": cannot create " + root.parent_path().string() + ": " +
+                           ec.message());
+    }
     if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
-      return where + ": cannot create it: " + ErrnoMessage(errno);
+      return Status::Error(where + ": cannot create it: " + ErrnoMessage(errno));
     }
     // Snapshots hold the whole data set: nobody but the owner reads them, whatever the umask.
-    if (::chmod(root.c_str(), 0700) != 0) return where + ": chmod: " + ErrnoMessage(errno);
+    if (::chmod(root.c_str(), 0700) != 0) {
+      return Status::Error(where + ": chmod: " + ErrnoMessage(errno));
+    }
     // The new directory's entry in its parent is made durable now, not at the first commit.
-    if (Status s = FsyncDir(root.parent_path()); !s.ok()) return where + ": " + s.message();
-    if (!fs::is_directory(root, ec)) return where + " exists and is not a directory";
+    if (Status s = FsyncDir(root.parent_path()); !s.ok()) {
+      return Status::Error(where + ": " + s.message());
+    }
+    if (!fs::is_directory(root, ec)) return Status::Error(where + " exists and is not a directory");
   }
   if (::access(root.c_str(), W_OK | X_OK) != 0) {
-    return where + " is not writable: " + ErrnoMessage(errno);
+    return Status::Error(where + " is not writable: " + ErrnoMessage(errno));
   }
   return SnapshotStore(std::move(root), access);
 }
@@ -197,38 +206,39 @@ Status SnapshotStore::ReplaceManifest(const Snapshot& snapshot) {
   return Status::Ok();
 }
 
-std::variant<std::unique_ptr<SnapshotWriter>, std::string> SnapshotStore::Begin(
-    const Snapshot& initial) {
+Expected<std::unique_ptr<SnapshotWriter>> SnapshotStore::Begin(const Snapshot& initial) {
   const std::string& name = initial.snapshot_name;
-  if (const std::string problem = CheckSnapshotName(name); !problem.empty()) {
-    return "invalid snapshot name " + Quote(name) + ": " + problem;
+  if (Status s = CheckSnapshotName(name); !s.ok()) {
+    return Status::Error("invalid snapshot name " + Quote(name) + ": " + s.message());
   }
   if (access_ != Access::kReadWrite) {
-    return "snapshot storage " + root_.string() + " was opened read-only";
+    return Status::Error("snapshot storage " + root_.string() + " was opened read-only");
   }
   // Held until the partial directory exists, is locked and has its manifest, so that another
   // Begin for the same name (in this process or another) waits and then sees it.
   const RootLock lock(root_, /*exclusive=*/true, /*may_create=*/true);
-  if (!lock.ok()) return lock.error();
+  if (!lock.ok()) return Status::Error(lock.error());
   const RootScan scan = ScanRoot(root_);
-  if (!scan.error.empty()) return scan.error;
+  if (!scan.error.empty()) return Status::Error(scan.error);
   if (const RootScan::Committed* committed = FindCommitted(scan, name)) {
-    return "snapshot " + Quote(committed->name) + " already exists";
+    return Status::Error("snapshot " + Quote(committed->name) + " already exists");
   }
   std::string in_flight;
   if (const RootScan::Partial* partial = FindLivePartial(scan, name, &in_flight)) {
-    return "snapshot " + Quote(in_flight) + " is already being created (" +
-           partial->path.filename().string() + ")";
+    return Status::Error("snapshot " + Quote(in_flight) + " is already being created (" +
+                         partial->path.filename().string() + ")");
   }
 
   const std::string dir_name = std::string(kPartialPrefix) + name.substr(0, kPartialNameChars) +
                                "-" + std::to_string(::getpid()) + "-" + RandomHex();
   const fs::path dir = root_ / dir_name;
-  if (::mkdir(dir.c_str(), 0700) != 0) return "create " + dir.string() + ": " + ErrnoMessage(errno);
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    return Status::Error("create " + dir.string() + ": " + ErrnoMessage(errno));
+  }
   const auto fail = [&dir](std::string message) {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    return message;
+    return Status::Error(std::move(message));
   };
   if (::chmod(dir.c_str(), 0700) != 0)
     return fail("chmod " + dir.string() + ": " + ErrnoMessage(errno));
@@ -247,32 +257,32 @@ std::variant<std::unique_ptr<SnapshotWriter>, std::string> SnapshotStore::Begin(
   return std::unique_ptr<SnapshotWriter>(new SnapshotWriter(root_, name, dir, dir_fd.Release()));
 }
 
-std::variant<std::vector<std::string>, std::string> SnapshotStore::SweepAbandonedPartials() {
+Expected<std::vector<std::string>> SnapshotStore::SweepAbandonedPartials() {
   if (access_ != Access::kReadWrite) {
-    return "snapshot storage " + root_.string() + " was opened read-only";
+    return Status::Error("snapshot storage " + root_.string() + " was opened read-only");
   }
   const RootLock lock(root_, /*exclusive=*/true, /*may_create=*/true);
-  if (!lock.ok()) return lock.error();
+  if (!lock.ok()) return Status::Error(lock.error());
   const RootScan scan = ScanRoot(root_);
-  if (!scan.error.empty()) return scan.error;
+  if (!scan.error.empty()) return Status::Error(scan.error);
   std::vector<std::string> removed;
-  const auto remove = [&removed](const fs::path& path) -> std::string {
+  const auto remove = [&removed](const fs::path& path) {
     std::error_code ec;
     fs::remove_all(path, ec);
-    if (ec) return "remove " + path.string() + ": " + ec.message();
+    if (ec) return Status::Error("remove " + path.string() + ": " + ec.message());
     removed.push_back(path.filename().string());
-    return {};
+    return Status::Ok();
   };
   for (const RootScan::Partial& partial : scan.partials) {
     if (partial.alive) continue;
-    if (std::string error = remove(partial.path); !error.empty()) return error;
+    if (Status s = remove(partial.path); !s.ok()) return s;
   }
   for (const fs::path& path : scan.deleting) {
-    if (std::string error = remove(path); !error.empty()) return error;
+    if (Status s = remove(path); !s.ok()) return s;
   }
   for (const auto& [path, pid] : scan.probes) {
     if (PidAlive(pid)) continue;
-    if (std::string error = remove(path); !error.empty()) return error;
+    if (Status s = remove(path); !s.ok()) return s;
   }
   return removed;
 }

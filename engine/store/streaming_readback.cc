@@ -68,7 +68,7 @@ struct StreamingReadback::State {
   void DeepPass();
 };
 
-std::variant<std::unique_ptr<StreamingReadback>, std::string> StreamingReadback::Start(
+Expected<std::unique_ptr<StreamingReadback>> StreamingReadback::Start(
     const std::filesystem::path& path, Compression compression, Options options) {
   auto state = std::make_unique<State>();
   state->path = path;
@@ -78,7 +78,9 @@ std::variant<std::unique_ptr<StreamingReadback>, std::string> StreamingReadback:
   state->report.path = path.string();
   state->report.compression = compression;
   void* buffer = nullptr;
-  if (::posix_memalign(&buffer, kAlign, kChunk) != 0) return "readback: out of memory";
+  if (::posix_memalign(&buffer, kAlign, kChunk) != 0) {
+    return Status::Error("readback: out of memory");
+  }
   state->buffer.reset(static_cast<uint8_t*>(buffer));
   state->sink = std::make_unique<VerifySink>(compression);
   int fd = -1;
@@ -88,7 +90,7 @@ std::variant<std::unique_ptr<StreamingReadback>, std::string> StreamingReadback:
   }
   // No O_DIRECT (EINVAL: the file system has none) or not wanted: the page-cache path.
   if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "readback: open " + path.string() + ": " + ErrnoMessage(errno);
+  if (fd < 0) return Status::Error("readback: open " + path.string() + ": " + ErrnoMessage(errno));
   state->fd = fd;
   State* s = state.get();
   state->thread = std::thread([s] { s->Main(); });

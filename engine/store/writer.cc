@@ -37,22 +37,27 @@ SnapshotWriter::~SnapshotWriter() {
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
-std::variant<int, std::string> SnapshotWriter::CreateFile(const std::string& file_name) {
+Expected<int> SnapshotWriter::CreateFile(const std::string& file_name) {
   if (committed_ || aborted_) {
-    return "snapshot " + Quote(name_) + " is already " + (committed_ ? "committed" : "aborted");
+    return Status::Error("snapshot " + Quote(name_) + " is already " +
+                         (committed_ ? "committed" : "aborted"));
   }
-  if (const std::string problem = CheckFileName(file_name); !problem.empty()) return problem;
+  if (Status s = CheckFileName(file_name); !s.ok()) return s;
   for (const File& file : files_) {
-    if (file.name == file_name) return "file " + Quote(file_name) + " was already created";
+    if (file.name == file_name) {
+      return Status::Error("file " + Quote(file_name) + " was already created");
+    }
   }
   const int fd = ::openat(dir_fd_, file_name.c_str(),
                           O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return "create " + (dir_ / file_name).string() + ": " + ErrnoMessage(errno);
+  if (fd < 0) {
+    return Status::Error("create " + (dir_ / file_name).string() + ": " + ErrnoMessage(errno));
+  }
   if (::fchmod(fd, 0600) != 0) {
     const int err = errno;
     ::close(fd);
     ::unlinkat(dir_fd_, file_name.c_str(), 0);
-    return "chmod " + (dir_ / file_name).string() + ": " + ErrnoMessage(err);
+    return Status::Error("chmod " + (dir_ / file_name).string() + ": " + ErrnoMessage(err));
   }
   files_.push_back({file_name, fd});
   return fd;

@@ -30,11 +30,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto loaded = finalsnap::LoadFleet(argv[1]);
-  if (auto* error = std::get_if<finalsnap::FleetError>(&loaded)) {
-    std::cerr << "fleet: " << error->ToString() << "\n";
+  if (!loaded.ok()) {
+    std::cerr << "fleet: " << loaded.error().ToString() << "\n";
     return 2;
   }
-  const finalsnap::Fleet fleet = std::get<finalsnap::Fleet>(loaded);
+  const finalsnap::Fleet fleet = *loaded;
   const auto deadline = std::chrono::seconds(argc == 5 ? std::atoi(argv[4]) : 600);
 
   // The agent's own stop: SIGINT is waited for on a thread of the agent's, like any event.

@@ -20,50 +20,50 @@ namespace {
 
 TEST(ApiQueryTest, DecodesFormsAsTheAwsCliSendsThem) {
   QueryParams p;
-  ASSERT_FALSE(p.AddForm("Action=DeleteCacheCluster&Version=2015-02-02&"
-                         "CacheClusterId=my%2DCluster&Message=a+b%21&Empty=&Flag")
-                   .has_value());
+  ASSERT_TRUE(p.AddForm("Action=DeleteCacheCluster&Version=2015-02-02&"
+                        "CacheClusterId=my%2DCluster&Message=a+b%21&Empty=&Flag")
+                  .ok());
   EXPECT_EQ(p.Get("CacheClusterId"), "my-Cluster");
   EXPECT_EQ(p.Get("Message"), "a b!");
   EXPECT_EQ(p.Get("Empty"), "");
   EXPECT_EQ(p.Get("Flag"), "");
   EXPECT_FALSE(p.Get("Missing").has_value());
   // The query string and the body together: a name given twice is refused, not chosen from.
-  std::optional<ApiError> twice = p.AddForm("CacheClusterId=other");
-  ASSERT_TRUE(twice.has_value());
-  EXPECT_EQ(twice->code, "InvalidParameterCombination");
+  Expected<void, ApiError> twice = p.AddForm("CacheClusterId=other");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, "InvalidParameterCombination");
   QueryParams bad;
-  std::optional<ApiError> escape = bad.AddForm("a=%4");
-  ASSERT_TRUE(escape.has_value());
-  EXPECT_EQ(escape->code, "MalformedQueryString");
-  EXPECT_EQ(escape->http_status, 404);
+  Expected<void, ApiError> escape = bad.AddForm("a=%4");
+  ASSERT_FALSE(escape.ok());
+  EXPECT_EQ(escape.error().code, "MalformedQueryString");
+  EXPECT_EQ(escape.error().http_status, 404);
 }
 
 TEST(ApiQueryTest, TypedParametersAndUnknownOnes) {
   QueryParams p;
-  ASSERT_FALSE(p.AddForm("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20&Duration=abc&"
-                         "ShowCacheNodeInfo=yes&StartTime=2015-02-02T19:23:17Z&"
-                         "FinalSnapshotIdentifer=typo")
-                   .has_value());
+  ASSERT_TRUE(p.AddForm("Action=DescribeEvents&Version=2015-02-02&MaxRecords=20&Duration=abc&"
+                        "ShowCacheNodeInfo=yes&StartTime=2015-02-02T19:23:17Z&"
+                        "FinalSnapshotIdentifer=typo")
+                  .ok());
   AcceptProtocolParams(p);
   auto max = p.OptionalInt("MaxRecords", 20, 100);
-  ASSERT_TRUE(std::holds_alternative<std::optional<int>>(max));
-  EXPECT_EQ(std::get<std::optional<int>>(max), 20);
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(*max, 20);
   auto bounded = p.OptionalInt("MaxRecords", 21, 100);
-  ASSERT_TRUE(std::holds_alternative<ApiError>(bounded));
-  EXPECT_EQ(std::get<ApiError>(bounded).code, "InvalidParameterValue");
-  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalInt("Duration", 0, 10)));
-  EXPECT_TRUE(std::holds_alternative<ApiError>(p.OptionalBool("ShowCacheNodeInfo")));
+  ASSERT_FALSE(bounded.ok());
+  EXPECT_EQ(bounded.error().code, "InvalidParameterValue");
+  EXPECT_FALSE(p.OptionalInt("Duration", 0, 10).ok());
+  EXPECT_FALSE(p.OptionalBool("ShowCacheNodeInfo").ok());
   auto start = p.OptionalTime("StartTime");
-  ASSERT_TRUE(std::holds_alternative<std::optional<std::chrono::system_clock::time_point>>(start));
+  ASSERT_TRUE(start.ok());
   auto missing = p.Required("CacheClusterId");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(missing));
-  EXPECT_EQ(std::get<ApiError>(missing).code, "MissingParameter");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, "MissingParameter");
   // The misspelt FinalSnapshotIdentifier must not be dropped silently.
-  std::optional<ApiError> unknown = p.RejectUnknown();
-  ASSERT_TRUE(unknown.has_value());
-  EXPECT_EQ(unknown->code, "InvalidParameterValue");
-  EXPECT_NE(unknown->message.find("FinalSnapshotIdentifer"), std::string::npos);
+  Expected<void, ApiError> unknown = p.RejectUnknown();
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, "InvalidParameterValue");
+  EXPECT_NE(unknown.error().message.find("FinalSnapshotIdentifer"), std::string::npos);
 }
 
 // An action's parameters read by its rules: in order (the first problem is the one reported),
@@ -80,20 +80,20 @@ TEST(ApiQueryTest, ReadsAnActionsParametersByItsRules) {
   };
   auto read = [&](const std::string& form) {
     QueryParams p;
-    EXPECT_FALSE(p.AddForm(form).has_value()) << form;
+    EXPECT_TRUE(p.AddForm(form).ok()) << form;
     AcceptProtocolParams(p);
     return ActionArgs::Read(p, rules);
   };
   auto error_of = [&](const std::string& form) {
     auto read_back = read(form);
-    return std::holds_alternative<ApiError>(read_back) ? std::get<ApiError>(read_back) : ApiError{};
+    return read_back.ok() ? ApiError{} : read_back.error();
   };
 
   auto ok = read(
       "Action=A&SnapshotName=s&MaxRecords=20&ShowNodeGroupConfig=true&"
       "StartTime=2015-02-02T19:23:17Z");
-  ASSERT_TRUE(std::holds_alternative<ActionArgs>(ok)) << std::get<ApiError>(ok).message;
-  const ActionArgs& args = std::get<ActionArgs>(ok);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  const ActionArgs& args = *ok;
   EXPECT_EQ(args.Required("SnapshotName"), "s");
   EXPECT_EQ(args.Get<int>("MaxRecords"), 20);
   EXPECT_EQ(args.Get<bool>("ShowNodeGroupConfig"), true);

@@ -3,6 +3,8 @@
 // handling and paging (engine/api/api_service.h), called directly. Snapshots come from a real
 // SnapshotStore on disk; the fleet's node is not running (a describe sees it refuse
 // connections), which is all these cases need.
+#include "api_service.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -14,10 +16,8 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <variant>
 #include <vector>
 
-#include "api_service.h"
 #include "api_state.h"
 #include "finalsnap/elasticache.h"
 #include "finalsnap/fleet.h"
@@ -51,11 +51,11 @@ ApiOperation DeleteOp(const std::string& id, const std::string& snapshot) {
 
 std::unique_ptr<ApiState> OpenState(const fs::path& dir) {
   auto opened = ApiState::Open(dir);
-  if (auto* error = std::get_if<std::string>(&opened)) {
-    ADD_FAILURE() << *error;
+  if (!opened.ok()) {
+    ADD_FAILURE() << opened.error().message();
     return nullptr;
   }
-  return std::get<std::unique_ptr<ApiState>>(std::move(opened));
+  return std::move(opened).value();
 }
 
 TEST(ApiStateTest, RefusesConflictsAtomically) {
@@ -63,23 +63,23 @@ TEST(ApiStateTest, RefusesConflictsAtomically) {
   std::unique_ptr<ApiState> state = OpenState(dir.path() / "state");
   ASSERT_NE(state, nullptr);
   auto first = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiOperation>(first));
-  const ApiOperation op = std::get<ApiOperation>(first);
+  ASSERT_TRUE(first.ok());
+  const ApiOperation op = *first;
   EXPECT_EQ(op.status, "running");
   // The same cluster in another case, and the same snapshot name for another cluster.
   auto again = state->Begin(DeleteOp("MYREDISCLUSTER", ""), "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(again));
-  EXPECT_EQ(std::get<ApiError>(again).code, "InvalidCacheClusterState");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, "InvalidCacheClusterState");
   auto name = state->Begin(DeleteOp("other", "BKUP"), "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(name));
-  EXPECT_EQ(std::get<ApiError>(name).code, "SnapshotAlreadyExistsFault");
+  ASSERT_FALSE(name.ok());
+  EXPECT_EQ(name.error().code, "SnapshotAlreadyExistsFault");
   ApiOperation group = DeleteOp("myReplGroup", "");
   group.action = "DeleteReplicationGroup";
   group.source_type = kSourceReplicationGroup;
-  ASSERT_TRUE(std::holds_alternative<ApiOperation>(state->Begin(group, "accepted")));
+  ASSERT_TRUE(state->Begin(group, "accepted").ok());
   auto group_again = state->Begin(group, "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(group_again));
-  EXPECT_EQ(std::get<ApiError>(group_again).code, "InvalidReplicationGroupState");
+  ASSERT_FALSE(group_again.ok());
+  EXPECT_EQ(group_again.error().code, "InvalidReplicationGroupState");
 
   EXPECT_EQ(state->Running(kSourceCacheCluster, "myrediscluster")->id, op.id);
   EXPECT_EQ(state->RunningForSnapshot("Bkup")->id, op.id);
@@ -104,15 +104,15 @@ TEST(ApiStateTest, RefusesConflictsAtomically) {
 
   // Now a success: the cluster is deleted (this incarnation only).
   auto retry = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiOperation>(retry));
+  ASSERT_TRUE(retry.ok());
   OperationResult ok;
   ok.ok = true;
-  state->Finish(std::get<ApiOperation>(retry).id, ok);
+  state->Finish(retry->id, ok);
   EXPECT_TRUE(state->IsDeleted(kSourceCacheCluster, "MyRedisCluster", "127.0.0.1:6379"));
   EXPECT_FALSE(state->IsDeleted(kSourceCacheCluster, "myRedisCluster", "127.0.0.1:6380"));
   auto after = state->Begin(DeleteOp("myRedisCluster", ""), "accepted");
-  ASSERT_TRUE(std::holds_alternative<ApiError>(after));
-  EXPECT_EQ(std::get<ApiError>(after).code, "CacheClusterNotFound");
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code, "CacheClusterNotFound");
 }
 
 TEST(ApiStateTest, SurvivesARestartAndReportsRunningOperationsAsInterrupted) {
@@ -124,15 +124,15 @@ TEST(ApiStateTest, SurvivesARestartAndReportsRunningOperationsAsInterrupted) {
     ASSERT_NE(state, nullptr);
     // A second server on the same state is locked out.
     auto second = ApiState::Open(path);
-    ASSERT_TRUE(std::holds_alternative<std::string>(second));
-    EXPECT_NE(std::get<std::string>(second).find("another finalsnap serve"), std::string::npos);
+    ASSERT_FALSE(second.ok());
+    EXPECT_NE(second.error().message().find("another finalsnap serve"), std::string::npos);
 
     auto done = state->Begin(DeleteOp("gone", ""), "accepted");
     OperationResult ok;
     ok.ok = true;
-    state->Finish(std::get<ApiOperation>(done).id, ok);
+    state->Finish(done->id, ok);
     auto running = state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted");
-    running_id = std::get<ApiOperation>(running).id;
+    running_id = running->id;
     // The server "crashes" here: the operation never finishes.
   }
   EXPECT_EQ(Mode(path), 0700u);
@@ -148,8 +148,7 @@ TEST(ApiStateTest, SurvivesARestartAndReportsRunningOperationsAsInterrupted) {
   ASSERT_FALSE(events.empty());
   EXPECT_NE(events.back().message.find("was interrupted"), std::string::npos);
   EXPECT_NE(events.back().message.find("outcome is unknown"), std::string::npos);
-  EXPECT_TRUE(std::holds_alternative<ApiOperation>(
-      state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted")));
+  EXPECT_TRUE(state->Begin(DeleteOp("myRedisCluster", "bkup"), "accepted").ok());
   // Sequence numbers keep increasing across the restart.
   for (size_t i = 1; i < state->Events().size(); ++i) {
     EXPECT_LT(state->Events()[i - 1].seq, state->Events()[i].seq);
@@ -161,8 +160,8 @@ TEST(ApiStateTest, RefusesACorruptStateFile) {
   fs::create_directories(dir.path() / "state");
   std::ofstream(dir.path() / "state" / "state.json") << "{not json";
   auto opened = ApiState::Open(dir.path() / "state");
-  ASSERT_TRUE(std::holds_alternative<std::string>(opened));
-  EXPECT_NE(std::get<std::string>(opened).find("state.json"), std::string::npos);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.error().message().find("state.json"), std::string::npos);
 }
 
 // ---- The actions, without HTTP ----
@@ -175,8 +174,8 @@ class ApiServiceTest : public ::testing::Test {
         "[storage]\npath = \"snapshots\"\n\n[cache_clusters.myRedisCluster]\n"
         "endpoint = \"127.0.0.1:1\"\nconnect_timeout_ms = 500\n";
     auto parsed = ParseFleet(toml, dir_.path() / "finalsnap.toml");
-    ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
-    fleet_ = std::get<Fleet>(parsed);
+    ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+    fleet_ = *parsed;
     std::unique_ptr<ApiState> state = OpenState(dir_.path() / "state");
     ASSERT_NE(state, nullptr);
     service_ = std::make_unique<ApiService>(fleet_, std::move(state), nullptr, nullptr);
@@ -185,7 +184,9 @@ class ApiServiceTest : public ::testing::Test {
   // Answers a form-encoded request; returns {status, body}.
   std::pair<int, std::string> Call(const std::string& form) {
     QueryParams params;
-    if (std::optional<ApiError> e = params.AddForm(form)) return {e->http_status, e->code};
+    if (Expected<void, ApiError> e = params.AddForm(form); !e.ok()) {
+      return {e.error().http_status, e.error().code};
+    }
     ApiService::Answer a = service_->Handle(std::move(params), "rid", Caller{"AKID", "us-west-2"});
     return {a.response.status, a.response.body};
   }
@@ -196,9 +197,8 @@ class ApiServiceTest : public ::testing::Test {
     s.cache_cluster_id = "myRedisCluster";
     s.engine = "redis";
     auto begun = store.Begin(s);
-    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<SnapshotWriter>>(begun))
-        << std::get<std::string>(begun);
-    ASSERT_TRUE(std::get<std::unique_ptr<SnapshotWriter>>(begun)->Commit(s, nullptr).ok());
+    ASSERT_TRUE(begun.ok()) << begun.error().message();
+    ASSERT_TRUE((*begun)->Commit(s, nullptr).ok());
   }
 
   static std::string Between(const std::string& s, const std::string& open,
@@ -302,8 +302,7 @@ TEST_F(ApiServiceTest, RoutesEveryActionThroughOneTable) {
   }
   // The answer names its action and error code for the log, without reading the XML back.
   QueryParams params;
-  ASSERT_FALSE(
-      params.AddForm("Action=DeleteSnapshot&Version=2015-02-02&SnapshotName=nope").has_value());
+  ASSERT_TRUE(params.AddForm("Action=DeleteSnapshot&Version=2015-02-02&SnapshotName=nope").ok());
   ApiService::Answer answer = service_->Handle(std::move(params), "rid", Caller{"AKID", "r"});
   EXPECT_EQ(answer.action, "DeleteSnapshot");
   EXPECT_EQ(answer.error_code, "SnapshotNotFoundFault");
@@ -376,8 +375,8 @@ TEST_F(ApiServiceTest, RefusesEveryParameterGivenEmptyOrBlank) {
 
 TEST_F(ApiServiceTest, DescribeSnapshotsPagesThroughTheStore) {
   auto opened = SnapshotStore::Open(fleet_.storage.path);
-  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
-  SnapshotStore& store = std::get<SnapshotStore>(opened);
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
+  SnapshotStore& store = *opened;
   for (int i = 0; i < 25; ++i) {
     char name[16];
     std::snprintf(name, sizeof(name), "snap-%02d", i);

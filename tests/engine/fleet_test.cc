@@ -27,16 +27,16 @@ const fs::path kFleetFile = "/etc/finalsnap/finalsnap.toml";
 
 Fleet MustParse(std::string_view text, const fs::path& file = kFleetFile) {
   auto result = ParseFleet(text, file);
-  if (auto* error = std::get_if<FleetError>(&result)) {
-    ADD_FAILURE() << "unexpected error: " << error->ToString();
+  if (!result.ok()) {
+    ADD_FAILURE() << "unexpected error: " << result.error().ToString();
     return Fleet{};
   }
-  return std::get<Fleet>(std::move(result));
+  return std::move(result).value();
 }
 
 FleetError MustFail(std::string_view text, const fs::path& file = kFleetFile) {
   auto result = ParseFleet(text, file);
-  if (auto* error = std::get_if<FleetError>(&result)) return *error;
+  if (!result.ok()) return result.error();
   ADD_FAILURE() << "expected an error for:\n" << text;
   return FleetError{};
 }
@@ -95,8 +95,8 @@ TEST(FleetEndpointTest, ParsesHostPortAndBracketedIpv6) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
     auto parsed = ParseEndpoint(c.text);
-    ASSERT_TRUE(std::holds_alternative<Endpoint>(parsed)) << std::get<std::string>(parsed);
-    const Endpoint& endpoint = std::get<Endpoint>(parsed);
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+    const Endpoint& endpoint = *parsed;
     EXPECT_EQ(endpoint.host, c.host);
     EXPECT_EQ(endpoint.port, c.port);
     EXPECT_EQ(endpoint.ToString(), c.round_trip);
@@ -129,9 +129,9 @@ TEST(FleetEndpointTest, RefusesMalformedEndpoints) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
     auto parsed = ParseEndpoint(c.text);
-    ASSERT_TRUE(std::holds_alternative<std::string>(parsed));
-    EXPECT_NE(std::get<std::string>(parsed).find(c.message), std::string::npos)
-        << std::get<std::string>(parsed);
+    ASSERT_TRUE(!parsed.ok());
+    EXPECT_NE(parsed.error().message().find(c.message), std::string::npos)
+        << parsed.error().message();
   }
 }
 
@@ -577,8 +577,8 @@ password_file = "secrets/pw"
 state = "../elsewhere/state"
 )");
   auto loaded = LoadFleet(file);
-  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  const Fleet& fleet = *loaded;
   EXPECT_EQ(fleet.file, file);
   EXPECT_EQ(fleet.storage.path, dir.path() / "snaps");
   EXPECT_EQ(fleet.cache_clusters.at(0).settings.password_file, dir.path() / "secrets" / "pw");
@@ -590,8 +590,8 @@ TEST(FleetLoadTest, DefaultStoragePathIsBesideTheFleetFile) {
   const fs::path file = dir.path() / "fleet.toml";
   WriteFile(file, "");
   auto loaded = LoadFleet(file);
-  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
-  EXPECT_EQ(std::get<Fleet>(loaded).storage.path, dir.path() / "snapshots");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  EXPECT_EQ(loaded->storage.path, dir.path() / "snapshots");
 }
 
 TEST(FleetLoadTest, ErrorsNameTheFileAsGiven) {
@@ -599,8 +599,8 @@ TEST(FleetLoadTest, ErrorsNameTheFileAsGiven) {
   const fs::path file = dir.path() / "finalsnap.toml";
   WriteFile(file, "[storage]\nlevel = \"1\"\n");
   auto loaded = LoadFleet(file);
-  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
-  const FleetError& error = std::get<FleetError>(loaded);
+  ASSERT_TRUE(!loaded.ok());
+  const FleetError& error = loaded.error();
   EXPECT_EQ(error.file, file.string());
   EXPECT_EQ(error.line, 2);
   EXPECT_EQ(error.key, "storage.level");
@@ -610,8 +610,8 @@ TEST(FleetLoadTest, MissingFileIsAnError) {
   TempDir dir;
   const fs::path file = dir.path() / "nope.toml";
   auto loaded = LoadFleet(file);
-  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
-  const FleetError& error = std::get<FleetError>(loaded);
+  ASSERT_TRUE(!loaded.ok());
+  const FleetError& error = loaded.error();
   EXPECT_EQ(error.message, "fleet file not found");
   EXPECT_EQ(error.file, file.string());
   EXPECT_EQ(error.line, 0);
@@ -621,8 +621,8 @@ TEST(FleetLoadTest, MissingFileIsAnError) {
 TEST(FleetLoadTest, DirectoryIsAnError) {
   TempDir dir;
   auto loaded = LoadFleet(dir.path());
-  ASSERT_TRUE(std::holds_alternative<FleetError>(loaded));
-  EXPECT_EQ(std::get<FleetError>(loaded).message, "fleet file is a directory");
+  ASSERT_TRUE(!loaded.ok());
+  EXPECT_EQ(loaded.error().message, "fleet file is a directory");
 }
 
 TEST(FleetLoadTest, DefaultFleetPathPrefersFlagThenEnvironment) {
@@ -646,7 +646,7 @@ TEST(FleetLoadTest, DefaultFleetPathPrefersFlagThenEnvironment) {
 TEST(FleetSecretTest, NoPasswordConfiguredIsNotAnError) {
   const ResolvedSecret secret = ResolvePassword(NodeSettings{});
   EXPECT_TRUE(secret.ok());
-  EXPECT_FALSE(secret.value.has_value());
+  EXPECT_FALSE(secret->has_value());
 }
 
 TEST(FleetSecretTest, PasswordFromEnvironment) {
@@ -655,21 +655,22 @@ TEST(FleetSecretTest, PasswordFromEnvironment) {
   {
     ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", "s3cret value\n");
     const ResolvedSecret secret = ResolvePassword(settings);
-    ASSERT_TRUE(secret.ok()) << secret.error;
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
     // A variable's value is taken exactly as set: only files get their newline removed.
-    EXPECT_EQ(secret.value, "s3cret value\n");
+    EXPECT_EQ(*secret, "s3cret value\n");
   }
   {
     ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", nullptr);
     const ResolvedSecret secret = ResolvePassword(settings);
     EXPECT_FALSE(secret.ok());
-    EXPECT_FALSE(secret.value.has_value());
-    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_REDIS_PASSWORD is not set");
+    EXPECT_EQ(secret.error().message(),
+              "environment variable FINALSNAP_TEST_REDIS_PASSWORD is not set");
   }
   {
     ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", "");
     const ResolvedSecret secret = ResolvePassword(settings);
-    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_REDIS_PASSWORD is empty");
+    EXPECT_EQ(secret.error().message(),
+              "environment variable FINALSNAP_TEST_REDIS_PASSWORD is empty");
   }
 }
 
@@ -693,8 +694,8 @@ TEST(FleetSecretTest, PasswordFromFile) {
     settings.password_file = dir.path() / "pw";
     WriteFile(settings.password_file, c.contents);
     const ResolvedSecret secret = ResolvePassword(settings);
-    ASSERT_TRUE(secret.ok()) << secret.error;
-    EXPECT_EQ(secret.value, c.password);
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
+    EXPECT_EQ(*secret, c.password);
   }
 }
 
@@ -705,17 +706,21 @@ TEST(FleetSecretTest, PasswordFileErrorsNameTheFileNotTheValue) {
   settings.password_file = dir.path() / "missing";
   ResolvedSecret secret = ResolvePassword(settings);
   EXPECT_FALSE(secret.ok());
-  EXPECT_NE(secret.error.find(settings.password_file.string()), std::string::npos) << secret.error;
-  EXPECT_NE(secret.error.find("No such file"), std::string::npos) << secret.error;
+  EXPECT_NE(secret.error().message().find(settings.password_file.string()), std::string::npos)
+      << secret.error().message();
+  EXPECT_NE(secret.error().message().find("No such file"), std::string::npos)
+      << secret.error().message();
 
   settings.password_file = dir.path() / "empty";
   WriteFile(settings.password_file, "\n");
   secret = ResolvePassword(settings);
-  EXPECT_EQ(secret.error, "password file " + settings.password_file.string() + " is empty");
+  EXPECT_EQ(secret.error().message(),
+            "password file " + settings.password_file.string() + " is empty");
 
   settings.password_file = dir.path();
   secret = ResolvePassword(settings);
-  EXPECT_NE(secret.error.find("is a directory"), std::string::npos) << secret.error;
+  EXPECT_NE(secret.error().message().find("is a directory"), std::string::npos)
+      << secret.error().message();
 
   // A file too large to be a password (the wrong file) is refused without quoting it.
   const std::string marker = "hunter2-Xq9";
@@ -725,9 +730,9 @@ TEST(FleetSecretTest, PasswordFileErrorsNameTheFileNotTheValue) {
   WriteFile(settings.password_file, big);
   secret = ResolvePassword(settings);
   EXPECT_FALSE(secret.ok());
-  EXPECT_FALSE(secret.value.has_value());
-  EXPECT_NE(secret.error.find("larger than 64 KiB"), std::string::npos) << secret.error;
-  EXPECT_EQ(secret.error.find(marker), std::string::npos);
+  EXPECT_NE(secret.error().message().find("larger than 64 KiB"), std::string::npos)
+      << secret.error().message();
+  EXPECT_EQ(secret.error().message().find(marker), std::string::npos);
 }
 
 TEST(FleetSecretTest, ApiSecretFromEnvironmentAndFile) {
@@ -743,31 +748,32 @@ access_key_id = "AKIAFILE"
 secret_access_key_file = "api.secret"
 )");
   auto loaded = LoadFleet(file);
-  ASSERT_TRUE(std::holds_alternative<Fleet>(loaded)) << std::get<FleetError>(loaded).ToString();
-  const Fleet& fleet = std::get<Fleet>(loaded);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
+  const Fleet& fleet = *loaded;
   ASSERT_EQ(fleet.api.credentials.size(), 2u);
 
   {
     ScopedEnv env("FINALSNAP_TEST_API_SECRET", "env-secret");
     const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
-    ASSERT_TRUE(secret.ok()) << secret.error;
-    EXPECT_EQ(secret.value, "env-secret");
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
+    EXPECT_EQ(*secret, "env-secret");
   }
   {
     ScopedEnv env("FINALSNAP_TEST_API_SECRET", nullptr);
     const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
-    EXPECT_EQ(secret.error, "environment variable FINALSNAP_TEST_API_SECRET is not set");
+    EXPECT_EQ(secret.error().message(),
+              "environment variable FINALSNAP_TEST_API_SECRET is not set");
   }
   const ResolvedSecret from_file = ResolveApiSecret(fleet.api.credentials[1]);
-  ASSERT_TRUE(from_file.ok()) << from_file.error;
-  EXPECT_EQ(from_file.value, "file-secret");
+  ASSERT_TRUE(from_file.ok()) << from_file.error().message();
+  EXPECT_EQ(*from_file, "file-secret");
 
   // A credential built by hand without a source is an error, not an empty secret.
   ApiCredential bare;
   bare.access_key_id = "AKIABARE";
   const ResolvedSecret none = ResolveApiSecret(bare);
   EXPECT_FALSE(none.ok());
-  EXPECT_NE(none.error.find("AKIABARE"), std::string::npos);
+  EXPECT_NE(none.error().message().find("AKIABARE"), std::string::npos);
 }
 
 }  // namespace

@@ -95,12 +95,13 @@ Pushed Push(const std::string& path, Compression codec, std::optional<ReadbackSe
   Pushed result;
   std::unique_ptr<StreamingReadback> follower;
   if (readback) {
-    auto started = StreamingReadback::Start(readback->path, codec, readback->options);
-    if (auto* error = std::get_if<std::string>(&started)) {
+    Expected<std::unique_ptr<StreamingReadback>> started =
+        StreamingReadback::Start(readback->path, codec, readback->options);
+    if (!started.ok()) {
       result.readback.emplace();
-      result.readback->io_error = *error;
+      result.readback->io_error = started.error().message();
     } else {
-      follower = std::move(std::get<std::unique_ptr<StreamingReadback>>(started));
+      follower = *std::move(started);
     }
   }
   {
@@ -331,8 +332,8 @@ TEST(StreamingReadbackTest, WaitsForCloseAndReadsTheLastPartialBlock) {
   StreamingReadback::Options options;
   options.stretch_bytes = 10000;  // rounded to whole blocks by the readback
   auto started = StreamingReadback::Start(path, Compression::kNone, options);
-  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<StreamingReadback>>(started));
-  auto& rb = std::get<std::unique_ptr<StreamingReadback>>(started);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  std::unique_ptr<StreamingReadback>& rb = *started;
   size_t pos = 0;
   while (pos < rdb.size()) {
     const size_t n = std::min<size_t>(12345, rdb.size() - pos);

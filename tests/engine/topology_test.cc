@@ -24,9 +24,8 @@ constexpr const char* kNodes =
     "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 0 1700000000000 3 connected\n";
 
 TEST(TopologyParse, ClusterNodes) {
-  std::string error;
-  auto lines = ParseClusterNodes(kNodes, &error);
-  ASSERT_TRUE(lines) << error;
+  auto lines = ParseClusterNodes(kNodes);
+  ASSERT_TRUE(lines.ok()) << lines.error().message();
   ASSERT_EQ(lines->size(), 6u);
   const ClusterNodeLine& self = (*lines)[0];
   EXPECT_EQ(self.host, "127.0.0.1");
@@ -45,12 +44,10 @@ TEST(TopologyParse, ClusterNodes) {
 }
 
 TEST(TopologyParse, ClusterNodesSlotsAndMarks) {
-  std::string error;
   auto lines = ParseClusterNodes(
       "abc 10.0.0.1:7000@17000 myself,master - 0 0 1 connected 0 5-9 3 [4->-def] [11-<-def]\n"
-      "def [::1]:7001@17001 master,fail? - 0 0 2 disconnected 10 12-16383\n",
-      &error);
-  ASSERT_TRUE(lines) << error;
+      "def [::1]:7001@17001 master,fail? - 0 0 2 disconnected 10 12-16383\n");
+  ASSERT_TRUE(lines.ok()) << lines.error().message();
   ASSERT_EQ(lines->size(), 2u);
   EXPECT_EQ((*lines)[0].slots, (std::vector<std::pair<int, int>>{{0, 0}, {3, 3}, {5, 9}}));
   EXPECT_TRUE((*lines)[0].migrating);
@@ -62,14 +59,15 @@ TEST(TopologyParse, ClusterNodesSlotsAndMarks) {
 }
 
 TEST(TopologyParse, ClusterNodesRefusesWhatItCannotRead) {
-  std::string error;
-  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:7000@17000 master - 0 0\n", &error));
-  EXPECT_NE(error.find("line 1"), std::string::npos) << error;
-  EXPECT_FALSE(ParseClusterNodes("abc noport master - 0 0 1 connected\n", &error));
-  EXPECT_FALSE(
-      ParseClusterNodes("abc 127.0.0.1:7000@1 master - 0 0 1 connected 5-16384\n", &error));
-  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:7000@1 master - 0 0 1 connected 9-5\n", &error));
-  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:99999@1 master - 0 0 1 connected\n", &error));
+  Expected<std::vector<ClusterNodeLine>> short_line =
+      ParseClusterNodes("abc 127.0.0.1:7000@17000 master - 0 0\n");
+  ASSERT_FALSE(short_line.ok());
+  EXPECT_NE(short_line.error().message().find("line 1"), std::string::npos)
+      << short_line.error().message();
+  EXPECT_FALSE(ParseClusterNodes("abc noport master - 0 0 1 connected\n").ok());
+  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:7000@1 master - 0 0 1 connected 5-16384\n").ok());
+  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:7000@1 master - 0 0 1 connected 9-5\n").ok());
+  EXPECT_FALSE(ParseClusterNodes("abc 127.0.0.1:99999@1 master - 0 0 1 connected\n").ok());
 }
 
 TEST(TopologyParse, ReplicaLinesSkipSnapshotConnections) {

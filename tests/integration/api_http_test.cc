@@ -16,7 +16,6 @@
 #include <future>
 #include <string>
 #include <thread>
-#include <variant>
 
 #include "finalsnap/api.h"
 #include "finalsnap/fleet.h"
@@ -123,8 +122,8 @@ class ApiHttpTest : public ::testing::Test {
         "[api]\nstate = \"state\"\n\n[[api.credentials]]\naccess_key_id = \"AKIDHTTP\"\n"
         "secret_access_key_env = \"FINALSNAP_API_HTTP_TEST_SECRET\"\n";
     auto parsed = ParseFleet(toml, dir_.path() / "finalsnap.toml");
-    ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
-    fleet_ = std::get<Fleet>(parsed);
+    ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+    fleet_ = *parsed;
     ServeOptions options;
     options.listen = Endpoint{"127.0.0.1", 0};
     std::promise<std::pair<int, std::function<void()>>> ready;
@@ -271,10 +270,10 @@ TEST_F(ApiHttpTest, StopClosesIdleConnectionsAndReturns) {
 TEST(ApiServeTest, RefusesToStartWithoutUsableCredentials) {
   finalsnap::testing::TempDir dir("finalsnap-api-serve");
   auto parsed = ParseFleet("[api]\nstate = \"state\"\n", dir.path() / "finalsnap.toml");
-  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed));
+  ASSERT_TRUE(parsed.ok());
   ServeOptions options;
   options.listen = Endpoint{"127.0.0.1", 0};
-  Status s = Serve(std::get<Fleet>(parsed), options);
+  Status s = Serve(*parsed, options);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("no [[api.credentials]]"), std::string::npos) << s.message();
 
@@ -282,9 +281,9 @@ TEST(ApiServeTest, RefusesToStartWithoutUsableCredentials) {
       "[api]\nstate = \"state\"\n[[api.credentials]]\naccess_key_id = \"K\"\n"
       "secret_access_key_env = \"FINALSNAP_API_UNSET_SECRET\"\n",
       dir.path() / "finalsnap.toml");
-  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed));
+  ASSERT_TRUE(parsed.ok());
   ::unsetenv("FINALSNAP_API_UNSET_SECRET");
-  s = Serve(std::get<Fleet>(parsed), options);
+  s = Serve(*parsed, options);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("FINALSNAP_API_UNSET_SECRET"), std::string::npos) << s.message();
 }

@@ -112,8 +112,8 @@ class CancelTest : public ::testing::Test {
 
 TEST_F(CancelTest, ACancelledTokenStopsTheOperationAndPutsTheNodeBack) {
   auto parsed = LoadFleet(fleet_path());
-  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed));
-  const Fleet fleet = std::get<Fleet>(parsed);
+  ASSERT_TRUE(parsed.ok());
+  const Fleet fleet = *parsed;
   for (const bool destroy : {false, true}) {
     SCOPED_TRACE(destroy ? "delete-cache-cluster" : "create-snapshot");
     OperationOptions options;

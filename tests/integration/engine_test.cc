@@ -366,10 +366,10 @@ class EngineTest : public ::testing::Test {
                        "\"\ntransfer_timeout_ms = " + std::to_string(spec.transfer_timeout_ms) +
                        "\n" + spec.cluster_extra;
     auto parsed = ParseFleet(text, dir_ / "finalsnap.toml");
-    if (auto* error = std::get_if<FleetError>(&parsed)) {
-      throw std::runtime_error("fleet refused: " + error->ToString() + "\n" + text);
+    if (!parsed.ok()) {
+      throw std::runtime_error("fleet refused: " + parsed.error().ToString() + "\n" + text);
     }
-    return std::get<Fleet>(std::move(parsed));
+    return std::move(parsed).value();
   }
 
   // Names in the storage root other than its lock file (snapshots, partials, deletions).
@@ -391,8 +391,8 @@ class EngineTest : public ::testing::Test {
   void VerifySnapshot(const std::string& name, const std::string& compression,
                       const NodeState& source) {
     auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-    ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened)) << std::get<std::string>(opened);
-    const SnapshotStore& store = std::get<SnapshotStore>(opened);
+    ASSERT_TRUE(opened.ok()) << opened.error().message();
+    const SnapshotStore& store = *opened;
     const std::optional<Snapshot> snap = store.Describe(name);
     ASSERT_TRUE(snap.has_value()) << "no snapshot " << name;
     EXPECT_EQ(snap->snapshot_status, "available");
@@ -745,9 +745,9 @@ TEST_F(EngineTest, DeleteKeepsEveryAcknowledgedWrite) {
   ExpectNodeGone(server);
 
   auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
   const fs::path target = dir_ / "restore-w";
-  RestoreResult restored = RestoreSnapshot(std::get<SnapshotStore>(opened), "final-w", target);
+  RestoreResult restored = RestoreSnapshot(*opened, "final-w", target);
   ASSERT_TRUE(restored.status.ok()) << restored.status.message();
   RedisServer loaded({{"dir", target.string()}, {"dbfilename", "dump.rdb"}});
   loaded.Start();
@@ -787,9 +787,9 @@ TEST_F(EngineTest, CreateSnapshotWithWriterIsPrefixClosed) {
   ASSERT_TRUE(server.Running());
 
   auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
   const fs::path target = dir_ / "restore-w";
-  RestoreResult restored = RestoreSnapshot(std::get<SnapshotStore>(opened), "snap-w", target);
+  RestoreResult restored = RestoreSnapshot(*opened, "snap-w", target);
   ASSERT_TRUE(restored.status.ok()) << restored.status.message();
   RedisServer loaded({{"dir", target.string()}, {"dbfilename", "dump.rdb"}});
   loaded.Start();
@@ -824,8 +824,8 @@ TEST_F(EngineTest, ConcurrentSnapshotsOfOneName) {
       "\"127.0.0.1:" +
       std::to_string(b.port()) + "\"\ntransfer_timeout_ms = 20000\n";
   auto parsed = ParseFleet(text, dir_ / "finalsnap.toml");
-  ASSERT_TRUE(std::holds_alternative<Fleet>(parsed)) << std::get<FleetError>(parsed).ToString();
-  const Fleet& fleet = std::get<Fleet>(parsed);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  const Fleet& fleet = *parsed;
   for (int round = 0; round < 8; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     const std::string name = "race-" + std::to_string(round);
@@ -852,8 +852,8 @@ TEST_F(EngineTest, ConcurrentSnapshotsOfOneName) {
     ExpectNodeUntouched(a, before_a);
     ExpectNodeUntouched(b, before_b);
     auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-    ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
-    const std::optional<Snapshot> snap = std::get<SnapshotStore>(opened).Describe(name);
+    ASSERT_TRUE(opened.ok()) << opened.error().message();
+    const std::optional<Snapshot> snap = opened->Describe(name);
     ASSERT_TRUE(snap.has_value());
     EXPECT_EQ(snap->cache_cluster_id, ra.ok ? "a" : "b");
     EXPECT_EQ(snap->node_snapshots.at(0).keyspace, ra.ok ? before_a.keyspace : before_b.keyspace);
@@ -901,9 +901,9 @@ TEST_F(EngineRefusalTest, SnapshotNameTaken) {
   }
   EXPECT_EQ(StorageEntries(), std::vector<std::string>{"taken"});
   auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-  ASSERT_TRUE(std::holds_alternative<SnapshotStore>(opened));
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
   std::string evidence;
-  Status s = Readback(std::get<SnapshotStore>(opened), "taken", &evidence);
+  Status s = Readback(*opened, "taken", &evidence);
   EXPECT_TRUE(s.ok()) << "the existing snapshot was damaged: " << s.message();
 }
 

@@ -126,14 +126,15 @@ class GroupTestBase : public ::testing::Test {
                              "]\nendpoints = [" + list + "]\ntransfer_timeout_ms = 60000\n" +
                              extra;
     auto parsed = ParseFleet(text, dir_.path() / "finalsnap.toml");
-    if (auto* e = std::get_if<FleetError>(&parsed)) throw std::runtime_error(e->ToString());
-    return std::get<Fleet>(parsed);
+    if (!parsed.ok()) throw std::runtime_error(parsed.error().ToString());
+    return *parsed;
   }
 
   SnapshotStore Store() {
-    auto opened = SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
-    if (auto* e = std::get_if<std::string>(&opened)) throw std::runtime_error(*e);
-    return std::move(std::get<SnapshotStore>(opened));
+    Expected<SnapshotStore> opened =
+        SnapshotStore::Open(storage_, SnapshotStore::Access::kReadOnly);
+    if (!opened.ok()) throw std::runtime_error(opened.error().message());
+    return *std::move(opened);
   }
 
   // The committed snapshots and any partial directories left in the storage.

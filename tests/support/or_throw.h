@@ -8,18 +8,18 @@
 #include <stdexcept>
 #include <utility>
 
-#include "localnode/result.h"
+#include "finalsnap/status.h"
 
 namespace finalsnap::testing {
 
 template <typename T>
-T OrThrow(localnode::Result<T> result) {
-  if (!result.ok()) throw std::runtime_error(result.error().message);
+T OrThrow(Expected<T> result) {
+  if (!result.ok()) throw std::runtime_error(result.error().message());
   return std::move(result).value();
 }
 
-inline void OrThrow(const localnode::Result<void>& result) {
-  if (!result.ok()) throw std::runtime_error(result.error().message);
+inline void OrThrow(const Status& result) {
+  if (!result.ok()) throw std::runtime_error(result.message());
 }
 
 }  // namespace finalsnap::testing

@@ -84,7 +84,7 @@ RedisContextPtr RedisServer::Connect(std::chrono::milliseconds timeout) const {
 
 Reply RedisServer::CommandArgv(const std::vector<std::string>& argv) {
   if (!connection_) connection_ = Connect();
-  localnode::Result<Reply> reply = localnode::Command(connection_.get(), argv);
+  Expected<Reply> reply = localnode::Command(connection_.get(), argv);
   // A hiredis context is unusable after an I/O error; the next command reconnects.
   if (!reply.ok()) connection_.reset();
   return OrThrow(std::move(reply));

@@ -1,12 +1,12 @@
 // A small synchronous hiredis client for the servers localnode starts: connect under a deadline,
 // send one binary-safe command and get its reply copied out of hiredis, and read INFO.
 //
-//   Result<Context> c = Connect("127.0.0.1", port, std::chrono::seconds(1));
-//   Result<Reply> r = Command(c->get(), {"SET", "k", "v"});   // r->ok() for +OK
+//   Expected<Context> c = Connect("127.0.0.1", port, std::chrono::seconds(1));
+//   Expected<Reply> r = Command(c->get(), {"SET", "k", "v"});   // r->ok() for +OK
 //   std::map<uint64_t, rdb::DbCounts> keys = ParseKeyspace(ParseInfo(info_text));
 //
-// A server's error reply is a Reply (Type::kError), not an Error: an Error means the connection
-// failed or timed out, after which hiredis' context is unusable.
+// A server's error reply is a Reply (Type::kError), not an error Status: an error means the
+// connection failed or timed out, after which hiredis' context is unusable.
 #ifndef FINALSNAP_LOCALNODE_CLIENT_H_
 #define FINALSNAP_LOCALNODE_CLIENT_H_
 
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
-#include "localnode/result.h"
+#include "finalsnap/status.h"
 #include "reply.h"
 
 namespace finalsnap::localnode {
@@ -43,11 +43,12 @@ using detail::Reply;
 
 // Connects to host:port (TCP) or, if `host` starts with '/', to that unix socket. Commands on
 // the context time out after `timeout` too, so a hung server fails a call instead of hanging it.
-Result<Context> Connect(const std::string& host, int port,
-                        std::chrono::milliseconds timeout = kDefaultDeadline);
+Expected<Context> Connect(const std::string& host, int port,
+                          std::chrono::milliseconds timeout = kDefaultDeadline);
 
-// Sends one command (binary-safe) and returns its reply; an Error when the connection failed.
-Result<Reply> Command(redisContext* c, const std::vector<std::string>& argv);
+// Sends one command (binary-safe) and returns its reply; an error Status when the connection
+// failed.
+Expected<Reply> Command(redisContext* c, const std::vector<std::string>& argv);
 
 }  // namespace finalsnap::localnode
 

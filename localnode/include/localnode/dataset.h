@@ -1,9 +1,9 @@
 // FillDataset: fills a Redis server with a reproducible, randomised data set, in one of two mixes.
 //
-//   Result<Context> c = server.Connect();
+//   Expected<Context> c = server.Connect();
 //   DatasetOptions options;
 //   options.key_count = 3000;
-//   Result<DatasetStats> stats = FillDataset(c->get(), options);
+//   Expected<DatasetStats> stats = FillDataset(c->get(), options);
 //
 // Mix::kEveryEncoding (the default; validator tests and benchmarks) holds every value type in
 // every encoding Redis 7.0 writes to an RDB file. It cycles through the kinds below, one key of
@@ -60,7 +60,7 @@
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
-#include "localnode/result.h"
+#include "finalsnap/status.h"
 
 namespace finalsnap::localnode {
 
@@ -115,7 +115,7 @@ struct DatasetStats {
 // Fills the server behind `c` (a blocking hiredis context) as described above. Fails for bad
 // options, and, naming the command and key, for an error reply or a connection failure. Leaves
 // the connection on database 0 unless the connection failed.
-Result<DatasetStats> FillDataset(redisContext* c, const DatasetOptions& options);
+Expected<DatasetStats> FillDataset(redisContext* c, const DatasetOptions& options);
 
 }  // namespace finalsnap::localnode
 

@@ -3,7 +3,7 @@
 //
 //   std::optional<std::string> redis = FindProgram("redis-server");
 //   ScratchDir dir;
-//   if (Result<void> r = dir.Create("finalsnap-demo"); !r.ok()) return r.error();
+//   if (Status r = dir.Create("finalsnap-demo"); !r.ok()) return r.error();
 //   ...                                  // dir.path(); the destructor removes it unless Keep()
 #ifndef FINALSNAP_LOCALNODE_FILES_H_
 #define FINALSNAP_LOCALNODE_FILES_H_
@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "localnode/result.h"
+#include "finalsnap/status.h"
 
 namespace finalsnap::localnode {
 
@@ -38,7 +38,7 @@ class ScratchDir {
   ~ScratchDir();
 
   // Makes the directory; call once.
-  Result<void> Create(std::string_view prefix);
+  Status Create(std::string_view prefix);
   // Leaves the directory in place when this object goes.
   void Keep() { keep_ = true; }
   // Empty until Create() succeeded.

@@ -5,8 +5,8 @@
 //   ServerOptions options;
 //   options.config = {{"rdbcompression", "no"}};
 //   LocalServer server(options);
-//   if (Result<void> r = server.Start(); !r.ok()) return r.error();   // the log's tail included
-//   Result<Context> c = server.Connect();
+//   if (Status r = server.Start(); !r.ok()) return r.error();   // the log's tail included
+//   Expected<Context> c = server.Connect();
 //   ...
 //   server.Stop();                       // SHUTDOWN NOSAVE, SIGKILL at the deadline
 //
@@ -38,9 +38,9 @@
 #include <utility>
 #include <vector>
 
+#include "finalsnap/status.h"
 #include "localnode/client.h"
 #include "localnode/files.h"
-#include "localnode/result.h"
 
 namespace finalsnap::localnode {
 
@@ -81,7 +81,7 @@ class LocalServer {
   // the probe and the server's bind is retried on another port. Fails when it already runs,
   // when the binary is missing, or, with the tail of the server's log, when it does not come
   // up. May be called again after Stop(): same directory, new port.
-  Result<void> Start();
+  Status Start();
   // SHUTDOWN NOSAVE, then waits for the process to exit; SIGKILL if it has not gone by the
   // deadline. Harmless if the server is not running.
   void Stop(std::chrono::milliseconds deadline = kDefaultDeadline);
@@ -111,20 +111,20 @@ class LocalServer {
 
   // A new connection, already authenticated when `requirepass` is configured.
   // localnode::Connect(host(), port()) gives a bare one.
-  Result<Context> Connect(std::chrono::milliseconds timeout = kDefaultDeadline) const;
+  Expected<Context> Connect(std::chrono::milliseconds timeout = kDefaultDeadline) const;
 
   // The last `lines` lines of the server's log and of its stdout/stderr, for failure messages.
   std::string LogTail(size_t lines = 40) const;
 
  private:
   // Makes the directory on the first start.
-  Result<void> PrepareDir();
+  Status PrepareDir();
   // One attempt on a fresh port: true when the server answers, false when the attempt may be
   // repeated (the port was taken; the directive the server does not know was dropped).
-  Result<bool> SpawnAndWait();
+  Expected<bool> SpawnAndWait();
   // The argv for one start on port_; in sentinel mode, also (re)writes sentinel.conf.
-  Result<std::vector<std::string>> BuildArgs();
-  Result<void> Spawn(std::vector<std::string> args);
+  Expected<std::vector<std::string>> BuildArgs();
+  Status Spawn(std::vector<std::string> args);
   std::string Describe() const;  // "redis-server (/usr/bin/redis-server)"
   void Reap(int status);
 

@@ -64,9 +64,9 @@ struct SnapshotFilter {
 
 // The snapshots under `storage_root` that match `filter`, as SnapshotStore::List shows them
 // (sorted by name). A missing storage directory means no snapshot was ever taken: an empty list,
-// and nothing is created. On failure returns the error message.
-std::variant<std::vector<Snapshot>, std::string> ListSnapshots(
-    const std::filesystem::path& storage_root, const SnapshotFilter& filter);
+// and nothing is created.
+Expected<std::vector<Snapshot>> ListSnapshots(const std::filesystem::path& storage_root,
+                                              const SnapshotFilter& filter);
 
 // DeleteSnapshot, as both front ends do it: SnapshotNotFoundFault for an unknown name,
 // InvalidSnapshotState for a snapshot still being written, otherwise the committed snapshot is

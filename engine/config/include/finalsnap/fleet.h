@@ -5,8 +5,8 @@
 // Fleet, or returns a FleetError that names the file, line, column and dotted key at fault:
 //
 //   auto loaded = LoadFleet(DefaultFleetPath(fleet_flag));
-//   if (auto* error = std::get_if<FleetError>(&loaded)) { /* show error->ToString() */ }
-//   const Fleet& fleet = std::get<Fleet>(loaded);
+//   if (!loaded.ok()) { /* show loaded.error().ToString() */ }
+//   const Fleet& fleet = *loaded;
 //   const CacheClusterEntry* entry = fleet.FindCacheCluster("myRedisCluster");
 //
 // The loader is strict on purpose. The file drives commands that shut servers down, so a typo
@@ -32,10 +32,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "finalsnap/decoder.h"
+#include "finalsnap/status.h"
 
 namespace finalsnap {
 
@@ -53,8 +53,8 @@ struct Endpoint {
 };
 
 // Parses "host:port" or "[ipv6]:port". Refuses an empty host, a missing, zero or out-of-range
-// port, and an unbracketed IPv6 address. On failure returns a message saying what is wrong.
-std::variant<Endpoint, std::string> ParseEndpoint(std::string_view text);
+// port, and an unbracketed IPv6 address. On failure the error says what is wrong.
+Expected<Endpoint> ParseEndpoint(std::string_view text);
 
 // How a node's RDB is captured. kSync uses the replication protocol and works remotely;
 // kBgsaveFile runs BGSAVE and reads the node's own RDB file, for agents on the node's host.
@@ -157,34 +157,30 @@ struct FleetError {
 
 // Reads and validates a fleet file. Never throws for bad input: a missing or unreadable file,
 // TOML syntax errors and every refused setting come back as a FleetError.
-std::variant<Fleet, FleetError> LoadFleet(const std::filesystem::path& file);
+Expected<Fleet, FleetError> LoadFleet(const std::filesystem::path& file);
 
 // Validates fleet-file text that is already in memory. `file` is used in error messages and to
 // resolve relative paths (against its directory); it is not read.
-std::variant<Fleet, FleetError> ParseFleet(std::string_view toml_text,
-                                           const std::filesystem::path& file);
+Expected<Fleet, FleetError> ParseFleet(std::string_view toml_text,
+                                       const std::filesystem::path& file);
 
 // The fleet file to use: `flag` (--fleet) if not empty, else $FINALSNAP_FLEET if set and not
 // empty, else "finalsnap.toml" in the working directory.
 std::filesystem::path DefaultFleetPath(std::string_view flag);
 
-// A secret read from where the fleet file points. On failure `error` says which environment
-// variable or file could not be used and why; it never contains the secret itself.
-struct ResolvedSecret {
-  std::optional<std::string> value;  // nullopt on failure, or when no secret is configured
-  std::string error;                 // empty on success
-
-  bool ok() const { return error.empty(); }
-};
+// A secret read from where the fleet file points: the secret, nullopt when none is configured,
+// or an error that says which environment variable or file could not be used and why (it never
+// contains the secret itself).
+using ResolvedSecret = Expected<std::optional<std::string>>;
 
 // Reads the password that `settings` points to: the environment variable's value, or the file's
-// contents with one trailing newline ("\n" or "\r\n") removed. A value of nullopt with ok() means
+// contents with one trailing newline ("\n" or "\r\n") removed. A value of nullopt means
 // that the nodes need no password. An unset or empty variable, and an unreadable or empty file,
 // are errors: connecting without the password would only fail later, less clearly.
 ResolvedSecret ResolvePassword(const NodeSettings& settings);
 
 // Reads an API credential's secret access key the same way. The secret is required, so on
-// success `value` is always set.
+// success the value is always set.
 ResolvedSecret ResolveApiSecret(const ApiCredential& credential);
 
 }  // namespace finalsnap

@@ -13,16 +13,22 @@
 //
 // The life of a snapshot:
 //
-//   auto writer = std::get<std::unique_ptr<SnapshotWriter>>(store.Begin(initial));  // "creating"
-//   int fd = std::get<int>(writer->CreateFile("0001.rdb.zst"));  // the pipeline writes it
+//   Expected<std::unique_ptr<SnapshotWriter>> begun = store.Begin(initial);  // "creating"
+//   if (!begun.ok()) return begun.error();
+//   std::unique_ptr<SnapshotWriter> writer = *std::move(begun);
+//   Expected<int> fd = writer->CreateFile("0001.rdb.zst");   // the pipeline writes *fd
+//   if (!fd.ok()) return fd.error();
 //   writer->Commit(final_manifest, &evidence);       // the `durable` gate: "available"
 //   Readback(store, name, &evidence);                // the `readback` gate
 //
 // or, with the file read back while it is written (StreamingReadback, driven by the capture
 // pipeline), so that the gate adds no serial tail:
 //
-//   auto rb = StreamingReadback::Start(writer->dir() / file, codec);   // a WriteFollower
-//   Pipeline pipeline(loop, pool, {codec, level}, fd, rb.get());       // tells it every write
+//   Expected<std::unique_ptr<StreamingReadback>> started =
+//       StreamingReadback::Start(writer->dir() / file, codec);
+//   if (!started.ok()) return started.error();
+//   std::unique_ptr<StreamingReadback> rb = *std::move(started);      // a WriteFollower
+//   Pipeline pipeline(loop, pool, {codec, level}, *fd, rb.get());      // tells it every write
 //   co_await pipeline.Finish();                       // the file is written and read back
 //   ReadbackReport report = rb->Wait();               // what the device gave back
 //   writer->Commit(final_manifest, &evidence);       // `durable`
@@ -40,7 +46,7 @@
 // an exclusive lock on <root>/.lock while they check and change the root, so two processes cannot
 // both begin (or commit) snapshots of the same name; readers hold it shared.
 //
-// Nothing here prints or exits; every failure comes back as a Status or an error string.
+// Nothing here prints or exits; every failure comes back as a Status or an Expected.
 #ifndef FINALSNAP_STORAGE_H_
 #define FINALSNAP_STORAGE_H_
 
@@ -55,7 +61,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "finalsnap/decoder.h"
@@ -125,21 +130,21 @@ struct Snapshot {
 // ReplicationOffset}], Gates [{Gate, Phase, Passed, Evidence, Node, AtMs}], FinalSnapshotOf, and
 // ManifestVersion (1). Empty optional strings are left out.
 std::string SnapshotToJson(const Snapshot& snapshot);
-// The inverse of SnapshotToJson. On failure returns nullopt and, if `error` is not null, says
-// which field was wrong ("NodeSnapshots[0].Crc64: expected 16 hex digits").
-std::optional<Snapshot> SnapshotFromJson(std::string_view json, std::string* error);
+// The inverse of SnapshotToJson. On failure the error says which field was wrong
+// ("NodeSnapshots[0].Crc64: expected 16 hex digits").
+Expected<Snapshot> SnapshotFromJson(std::string_view json);
 
 // ElastiCache's form of a cache size: whole MiB, rounded down, as "<n> MB" ("0 MB" for less).
 std::string CacheSizeString(uint64_t bytes);
 // "2026-11-25T01:02:03.456Z": UTC with milliseconds, the form SnapshotCreateTime uses.
 std::string SnapshotTimeString(std::chrono::system_clock::time_point time);
 
-// Checks a snapshot name, returning why it is not acceptable, or an empty string if it is.
+// Checks a snapshot name: ok, or an error saying why it is not acceptable.
 // The rules are ElastiCache's identifier rules, which also make every name a safe single path
 // component: 1 to 255 ASCII letters, digits and hyphens; the first character a letter; no
 // trailing hyphen and no two hyphens in a row. So "", ".", "..", ".hidden", "a/b", "../x" and
 // names with '.', '_', spaces or NUL are all refused.
-std::string CheckSnapshotName(std::string_view name);
+Status CheckSnapshotName(std::string_view name);
 
 class SnapshotWriter;
 
@@ -151,9 +156,9 @@ class SnapshotStore {
   };
 
   // Opens (and for kReadWrite creates, with any missing parents) the store at `root`. Returns
-  // the store, or an error message naming the path and the reason.
-  static std::variant<SnapshotStore, std::string> Open(std::filesystem::path root,
-                                                       Access access = Access::kReadWrite);
+  // the store, or an error naming the path and the reason.
+  static Expected<SnapshotStore> Open(std::filesystem::path root,
+                                      Access access = Access::kReadWrite);
 
   const std::filesystem::path& root() const { return root_; }
 
@@ -188,11 +193,11 @@ class SnapshotStore {
 
   // Begins a snapshot named initial.snapshot_name: checks the name, refuses it if Exists(), and
   // creates the partial directory (0700) holding `initial` as its manifest, status "creating".
-  std::variant<std::unique_ptr<SnapshotWriter>, std::string> Begin(const Snapshot& initial);
+  Expected<std::unique_ptr<SnapshotWriter>> Begin(const Snapshot& initial);
 
   // Removes partial directories left by writers that died, leftovers of interrupted deletes and
   // probe files of dead processes. Returns the names of the entries removed, or the first error.
-  std::variant<std::vector<std::string>, std::string> SweepAbandonedPartials();
+  Expected<std::vector<std::string>> SweepAbandonedPartials();
 
  private:
   SnapshotStore(std::filesystem::path root, Access access);
@@ -214,7 +219,7 @@ class SnapshotWriter {
   // O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC and mode 0600, and returns its descriptor for the pipeline
   // to write. The writer keeps owning the descriptor: write to it, but do not close it; Commit
   // fsyncs and closes it, Abort closes it. All writes must have finished before either is called.
-  std::variant<int, std::string> CreateFile(const std::string& file_name);
+  Expected<int> CreateFile(const std::string& file_name);
 
   // The `durable` gate. Checks that `final_manifest` names every file created (and only those),
   // fills in each StoredBytes left at 0 and checks the others against the files' sizes, sets its
@@ -307,7 +312,10 @@ struct ReadbackReport {
 // exactly once, after its page was synced. Memory is one 1 MiB aligned buffer plus the decoder's
 // window, whatever the file size.
 //
-//   auto rb = StreamingReadback::Start(path, Compression::kZstd);
+//   Expected<std::unique_ptr<StreamingReadback>> started =
+//       StreamingReadback::Start(path, Compression::kZstd);
+//   if (!started.ok()) return started.error();
+//   std::unique_ptr<StreamingReadback> rb = *std::move(started);
 //   rb->Written(n);    // after each write(2): bytes [0, n) of the file are written
 //   rb->Close(size);   // the file is complete
 //   ReadbackReport r = rb->Wait();
@@ -327,12 +335,12 @@ class StreamingReadback final : public WriteFollower {
 
   // Opens `path` (the file being written) for reading and starts the readback thread.
   // `compression` is what the writer writes; the stored bytes are sniffed as well, and the
-  // report says what they turned out to be. Returns an error message if the file cannot be
-  // opened.
-  static std::variant<std::unique_ptr<StreamingReadback>, std::string> Start(
-      const std::filesystem::path& path, Compression compression, Options options);
-  static std::variant<std::unique_ptr<StreamingReadback>, std::string> Start(
-      const std::filesystem::path& path, Compression compression) {
+  // report says what they turned out to be. Returns an error if the file cannot be opened.
+  static Expected<std::unique_ptr<StreamingReadback>> Start(const std::filesystem::path& path,
+                                                            Compression compression,
+                                                            Options options);
+  static Expected<std::unique_ptr<StreamingReadback>> Start(const std::filesystem::path& path,
+                                                            Compression compression) {
     return Start(path, compression, Options{});
   }
   ~StreamingReadback() override;  // stops the thread (as Abort) if it is still running
