@@ -31,6 +31,14 @@ Expected<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals)
   return std::move(loaded).value();
 }
 
+void RecoverAbandoned(const Fleet& fleet) {
+  OperationOptions options;
+  options.observer = [](const OperationEvent& e) {
+    if (e.kind == OperationEvent::Kind::kRecovery) std::cerr << "finalsnap: " << e.message << "\n";
+  };
+  (void)Recover(fleet, options);
+}
+
 namespace {
 
 Json OrNull(const std::string& s) { return s.empty() ? Json() : Json(s); }

@@ -38,6 +38,12 @@ using Json = ModelJson;
 // becomes InvalidParameterValue with FleetError::ToString() ("file:line:col: key k: why").
 Expected<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals);
 
+// Repairs what operations whose process died left behind in the fleet's storage (Recover(),
+// what `finalsnap recover` does), printing each repair and each pending delete on stderr as
+// "finalsnap: ...". Every command that reads or changes the storage or the nodes calls it first,
+// except a dry run, which changes nothing.
+void RecoverAbandoned(const Fleet& fleet);
+
 // The documents below are ElastiCache's shapes with finalsnap's own fields after them.
 
 // SnapshotShape with NodeGroupConfiguration, plus every field of the manifest (SnapshotToJson)

@@ -26,6 +26,7 @@ CommandResult RunCreate(const CreateOptions& options, const GlobalOptions& globa
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   OperationOptions op;
   op.cancel = globals.cancel;

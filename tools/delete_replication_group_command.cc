@@ -30,6 +30,7 @@ CommandResult RunDeleteGroup(const DeleteGroupOptions& options, const GlobalOpti
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  if (!options.dry_run) RecoverAbandoned(fleet);
 
   std::optional<std::string> snapshot;
   if (options.final_snapshot_option->count() > 0) snapshot = options.final_snapshot;

@@ -24,6 +24,7 @@ CommandResult RunDeleteSnapshot(const DeleteSnapshotOptions& options,
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   // A deleted snapshot cannot be brought back: confirmed like every delete (ConfirmDestructive),
   // once the snapshot is known to exist, so that the question can name its source.

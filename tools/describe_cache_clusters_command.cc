@@ -21,6 +21,7 @@ CommandResult RunDescribe(const std::string& id, const GlobalOptions& globals) {
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   std::optional<std::string_view> filter;
   if (!id.empty()) filter = id;

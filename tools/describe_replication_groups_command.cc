@@ -19,6 +19,7 @@ CommandResult RunDescribeGroups(const std::string& id, const GlobalOptions& glob
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   std::optional<std::string_view> filter;
   if (!id.empty()) {

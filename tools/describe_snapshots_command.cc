@@ -19,6 +19,7 @@ CommandResult RunDescribe(const SnapshotFilter& filter, const GlobalOptions& glo
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   // No storage directory yet means no snapshot has been taken: an empty answer, not an error
   // (ListSnapshots, shared with the API server).

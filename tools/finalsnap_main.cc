@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "command.h"
-#include "finalsnap/elasticache.h"
 #include "create_snapshot_command.h"
 #include "delete_cache_cluster_command.h"
 #include "delete_replication_group_command.h"
@@ -23,6 +22,8 @@
 #include "describe_cache_clusters_command.h"
 #include "describe_replication_groups_command.h"
 #include "describe_snapshots_command.h"
+#include "finalsnap/elasticache.h"
+#include "recover_command.h"
 #include "restore_command.h"
 #include "serve_command.h"
 #include "signals.h"
@@ -38,6 +39,7 @@ std::vector<Command> RegisterCommands(CLI::App& app, const GlobalOptions& global
   commands.push_back(RegisterCreateSnapshotCommand(app, globals));
   commands.push_back(RegisterDescribeSnapshotsCommand(app, globals));
   commands.push_back(RegisterDeleteSnapshotCommand(app, globals));
+  commands.push_back(RegisterRecoverCommand(app, globals));
   commands.push_back(RegisterDescribeCacheClustersCommand(app, globals));
   commands.push_back(RegisterDescribeReplicationGroupsCommand(app, globals));
   commands.push_back(RegisterVerifyCommand(app, globals));

@@ -41,11 +41,10 @@ CommandResult NotFound(const std::string& name) {
 // directory per NodeGroupId for several.
 Status CheckTarget(const fs::path& target, const Snapshot& snapshot) {
   std::error_code ec;
-  if (fs::exists(target, ec) && !fs::is_directory(target, ec)) {
+  if (!fs::exists(target, ec)) return Status::Ok();  // RestoreSnapshot creates it, 0700
+  if (!fs::is_directory(target, ec)) {
     return Status::Error(target.string() + " exists and is not a directory");
   }
-  fs::create_directories(target, ec);
-  if (ec) return Status::Error("cannot create " + target.string() + ": " + ec.message());
   if (::access(target.c_str(), W_OK | X_OK) != 0) {
     return Status::Error("cannot write to " + target.string() + ": " + std::strerror(errno));
   }
@@ -67,6 +66,7 @@ CommandResult RunRestore(const RestoreOptions& options, const GlobalOptions& glo
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
   const Fleet& fleet = *loaded;
+  RecoverAbandoned(fleet);
 
   std::error_code ec;
   if (!fs::exists(fleet.storage.path, ec)) return NotFound(options.snapshot_name);
@@ -77,9 +77,10 @@ CommandResult RunRestore(const RestoreOptions& options, const GlobalOptions& glo
   const std::optional<Snapshot> snapshot = store.Describe(options.snapshot_name);
   if (!snapshot) return NotFound(options.snapshot_name);
   if (snapshot->snapshot_status != "available") {
-    return CommandResult::Fail("InvalidSnapshotState", "Snapshot " + snapshot->snapshot_name +
-                                                           " is not in available state (" +
-                                                           snapshot->snapshot_status + ").");
+    std::string message = "Snapshot " + snapshot->snapshot_name + " is not in available state (" +
+                          snapshot->snapshot_status + ").";
+    if (!snapshot->status_message.empty()) message += " " + snapshot->status_message;
+    return CommandResult::Fail("InvalidSnapshotState", message);
   }
 
   const fs::path target = fs::absolute(options.target_dir, ec).lexically_normal();

@@ -54,7 +54,7 @@ std::string Now() {
 CommandResult RunServe(const std::string& listen, const GlobalOptions& globals) {
   Expected<Fleet, CommandResult> loaded = LoadFleetForCommand(globals);
   if (!loaded.ok()) return loaded.error();
-  const Fleet& fleet = *loaded;
+  const Fleet& fleet = *loaded;  // Serve() itself recovers abandoned operations, as events
 
   ServeOptions options;
   if (!listen.empty()) {

@@ -227,14 +227,20 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
     // The manifest's files, not whatever the directory holds: a file the manifest names but
     // the directory lacks is then a failure, as it must be.
     is_directory = true;
+    // Names from a manifest: regular files only, never followed through a symbolic link.
     for (const NodeSnapshot& node : snapshot->manifest.node_snapshots) {
-      files.push_back(VerifyFile((snapshot->dir / node.file).string()));
+      files.push_back(
+          VerifyFile((snapshot->dir / node.file).string(), rdb::Options{}, FileKind::kRegular));
       expected_crc.push_back(node.crc64);
     }
   } else if (snapshot != nullptr) {
     // No files in the manifest (an unreadable one has none): check what is there.
     is_directory = true;
-    files = VerifyPath(snapshot->dir.string());
+    files = VerifyPath(snapshot->dir.string(), rdb::Options{}, FileKind::kRegular);
+    expected_crc.resize(files.size());
+  } else if (path == "-") {
+    // Standard input, read once (a pipe cannot be read twice; VerifyFile knows).
+    files = {VerifyDescriptor(0, "-")};
     expected_crc.resize(files.size());
   } else {
     files = VerifyPath(path);
@@ -268,6 +274,9 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
   if (snapshot != nullptr && snapshot->manifest.snapshot_status != "available") {
     snapshot_problem = "snapshot " + snapshot->manifest.snapshot_name + " is " +
                        snapshot->manifest.snapshot_status + ", not available";
+    if (!snapshot->manifest.status_message.empty()) {
+      snapshot_problem += ": " + snapshot->manifest.status_message;
+    }
   }
 
   // A path that could not be examined at all gets only the error line, as the aws CLI prints
@@ -327,6 +336,9 @@ CommandResult RunVerify(const std::string& path, const GlobalOptions& globals) {
   }
   std::string message = first_message;
   if (failures > 1) message += " (and " + std::to_string(failures - 1) + " more invalid files)";
+  // Why the snapshot itself is unusable (a bad manifest, a file that is a symbolic link) comes
+  // first: it is the cause, the files' failures follow from it.
+  if (!snapshot_problem.empty()) message = snapshot_problem + "; " + message;
   // A file the manifest names but that is missing is the snapshot's fault, not the caller's.
   const bool callers_path = first_failure->path_error && snapshot == nullptr;
   return CommandResult::Fail(callers_path ? "InvalidParameterValue" : "InvalidSnapshotState",
@@ -343,7 +355,8 @@ Command RegisterVerifyCommand(CLI::App& app, const GlobalOptions& globals) {
       "(and, for a snapshot, compare it with the manifest's) and count keys per database.");
   // Owned by the closure, which outlives parsing: CLI11 writes the value here.
   auto path = std::make_shared<std::string>();
-  sub->add_option("PATH", *path, "File, directory or snapshot name to verify")->required();
+  sub->add_option("PATH", *path, "File, directory or snapshot name to verify; - for standard input")
+      ->required();
   return Command{sub, "Verify", [path, &globals] { return RunVerify(*path, globals); }};
 }
 

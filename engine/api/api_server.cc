@@ -138,7 +138,7 @@ class ServerRun {
  public:
   ServerRun(Loop& loop, std::shared_ptr<Mailbox> mailbox,
             std::map<std::string, std::string> secrets, ApiService& service, WorkerPool& pool,
-            WorkerPool& node_pool, std::function<void(std::string_view)> log)
+            WorkerPool& node_pool, HttpLimits limits, std::function<void(std::string_view)> log)
       : loop_(loop),
         mailbox_(std::move(mailbox)),
         secrets_(std::move(secrets)),
@@ -147,7 +147,7 @@ class ServerRun {
         node_pool_(node_pool),
         log_(std::move(log)),
         http_(
-            loop, HttpLimits{},
+            loop, limits,
             [this](HttpRequest r, HttpServer::Reply reply) {
               OnRequest(std::move(r), std::move(reply));
             },
@@ -283,6 +283,9 @@ class ServerRun {
     workers.Submit([this, params = std::move(params), caller = caller, request_id, reply,
                     finish]() mutable {
       ApiService::Answer answer = service_.Handle(std::move(params), request_id, caller);
+      // Only a request whose signature verified gets here: its connection is no longer one of
+      // the unauthenticated ones the server may close to make room (HttpLimits).
+      answer.response.authenticated = true;
       Post([this, answer = std::move(answer), key = caller.access_key_id, reply, finish]() mutable {
         --requests_in_flight_;
         finish(reply, std::move(answer), key);
@@ -339,17 +342,24 @@ Status Serve(const Fleet& fleet, const ServeOptions& options) {
   if (!opened.ok()) return opened.error();
   std::unique_ptr<ApiState> state = std::move(opened).value();
   for (const std::string& line : state->recovered()) log("recovered: " + line);
-  // Partial snapshots of operations that died with an earlier server.
+  // Operations that died with an earlier server (or any finalsnap process using this storage):
+  // repaired from their journals, each repair logged and recorded as an event of its target.
   std::error_code ec;
   if (std::filesystem::exists(fleet.storage.path, ec)) {
-    Expected<SnapshotStore> store =
-        SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadWrite);
-    if (store.ok()) {
-      Expected<std::vector<std::string>> swept = store->SweepAbandonedPartials();
-      if (swept.ok()) {
-        for (const std::string& name : *swept) log("removed abandoned " + name);
+    const RecoveryReport report = Recover(fleet);
+    for (const Recovery& r : report.recovered) {
+      const std::string_view type =
+          r.replication_group ? kSourceReplicationGroup : kSourceCacheCluster;
+      std::vector<std::string> lines = r.repairs;
+      for (const std::string& f : r.failures) lines.push_back("could not repair: " + f);
+      if (r.pending_delete) lines.push_back("the delete is unfinished; run it again to finish it");
+      for (const std::string& line : lines) {
+        log("recovered operation " + r.operation_id + " (" + r.command + " " + r.target +
+            "): " + line);
+        state->AddEvent(type, r.target, "Recovery of operation " + r.operation_id + ": " + line);
       }
     }
+    for (const std::string& e : report.errors) log(e);
   }
 
   Loop loop;
@@ -360,7 +370,11 @@ Status Serve(const Fleet& fleet, const ServeOptions& options) {
   {
     WorkerPool pool(2);
     WorkerPool node_pool(options.request_threads);
-    ServerRun run(loop, mailbox, std::move(secrets), service, pool, node_pool, log);
+    HttpLimits limits;
+    if (options.request_timeout) limits.request_timeout = *options.request_timeout;
+    if (options.write_timeout) limits.write_timeout = *options.write_timeout;
+    if (options.idle_timeout) limits.idle_timeout = *options.idle_timeout;
+    ServerRun run(loop, mailbox, std::move(secrets), service, pool, node_pool, limits, log);
     const Endpoint listen = options.listen.value_or(fleet.api.listen);
     result = run.http().Listen(listen);
     if (!result.ok()) {

@@ -286,6 +286,9 @@ void ApiService::RunOperation(ApiOperation op) {
     // Gate verdicts become events as they happen: DescribeEvents shows a delete in progress.
     options.observer = [this, &op](const OperationEvent& e) {
       if (e.kind == OperationEvent::Kind::kGate) state_->RecordGate(op.id, e.gate);
+      if (e.kind == OperationEvent::Kind::kRecovery) {
+        state_->AddEvent(op.source_type, op.target_id, "Recovery: " + e.message);
+      }
     };
     result = action->run(fleet_, op, options);
   } catch (const std::exception& e) {

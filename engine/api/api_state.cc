@@ -141,10 +141,15 @@ ApiState::~ApiState() {
 }
 
 Expected<std::unique_ptr<ApiState>> ApiState::Open(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return Status::Error("cannot create API state directory " + dir.string() + ": " + ec.message());
+  // Missing parents 0755 and the directory itself 0700, whatever the umask.
+  if (!dir.parent_path().empty()) {
+    if (Status s = detail::CreateDirectories(dir.parent_path(), 0755); !s.ok()) {
+      return Status::Error("cannot create API state directory " + dir.string() + ": " +
+                           s.message());
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::Error("cannot create API state directory " + dir.string() + ": " + Errno());
   }
   ::chmod(dir.c_str(), 0700);
   const std::filesystem::path lock_path = dir / ".lock";

@@ -1,19 +1,18 @@
-// HttpServer (http_server.h): connections around Debian's http-parser.
+// HttpServer (http_server.h): connections around HttpRequestParser, their deadlines and the
+// connection caps.
 #include "http_server.h"
-#include "finalsnap/text.h"
 
-#include <http_parser.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
 #include <array>
-#include <cctype>
-#include <climits>
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <tuple>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace finalsnap::detail {
 
@@ -28,57 +27,55 @@ std::string HttpDate() {
   return buf;
 }
 
-std::string PeerName(const uv_tcp_t* tcp) {
+// The peer's address ("127.0.0.1", "::1") and the address with its port ("127.0.0.1:51234",
+// "[::1]:51234").
+std::pair<std::string, std::string> PeerName(const uv_tcp_t* tcp) {
   sockaddr_storage addr{};
   int len = sizeof(addr);
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {"?", "?"};
   char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
   if (addr.ss_family == AF_INET) {
     const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
     uv_ip4_name(a, host, sizeof(host));
-    port = ntohs(a->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
+    return {host, std::string(host) + ":" + std::to_string(ntohs(a->sin_port))};
   }
   const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
   uv_ip6_name(a, host, sizeof(host));
-  port = ntohs(a->sin6_port);
-  return "[" + std::string(host) + "]:" + std::to_string(port);
+  return {host, "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port))};
 }
+
+uint64_t Ms(std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()); }
+
+// One read buffer for the whole loop: every read is copied into its connection before the next
+// one, and everything runs on the loop's thread.
+std::array<char, 64 * 1024> g_read_buffer;
 
 }  // namespace
 
-std::optional<std::string_view> HttpRequest::Header(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (EqualsIgnoreCase(n, name)) return std::string_view(v);
-  }
-  return std::nullopt;
-}
-
 // One accepted connection. Owns its two handles; deleted in the last close callback.
+//
+// Its timer enforces one deadline at a time, each fixed when its phase begins and never moved by
+// a read: a request must arrive whole within request_timeout of its first byte, an answer must be
+// taken by the peer within write_timeout of its write, and an idle keep-alive connection lasts
+// idle_timeout from its last answer.
 struct HttpServer::Connection {
+  explicit Connection(const HttpLimits& limits) : parser(limits) {}
+
   HttpServer* server = nullptr;  // null once the server has forgotten it
   uint64_t id = 0;
   uv_tcp_t tcp{};
   uv_timer_t timer{};
-  http_parser parser{};
   int open_handles = 0;
   bool closing = false;
-  std::string remote;
+  std::string address;  // the peer's address, for the per-address cap
+  std::string remote;   // with its port, for the log
+  // A request of this connection carried a valid signature (HttpResponse::authenticated).
+  bool authenticated = false;
 
-  // The request being parsed.
-  HttpRequest current;
-  bool in_message = false;
-  std::string field;
-  std::string value;
-  bool in_value = false;
-  size_t header_bytes = 0;
-  // Set by a callback that refuses the request (a limit): the status and error to answer with.
-  int refuse_status = 0;
-  std::string refuse_code;
-  std::string refuse_message;
-  // Data after a Connection: close request is not parsed.
-  bool discarding = false;
+  HttpRequestParser parser;
+  // Bytes read but not parsed yet: the parser stops after each request, and the next one waits
+  // here while max_pipelined requests are queued.
+  std::string pending;
 
   // Parsed requests waiting for their turn, and ready responses (the server's own refusals),
   // answered strictly in order.
@@ -86,186 +83,40 @@ struct HttpServer::Connection {
   bool handling = false;  // a request is with the handler
   bool writing = false;
   bool reading = false;
-  bool last_request_seen = false;  // no request will follow the queued ones
+  bool eof = false;  // nothing more will be read: the peer's EOF, a refusal, a last request
+  bool refusal_queued = false;
   bool close_after_write = false;
   // After the last response and our FIN: reading and discarding until the peer's FIN (or a
   // short timeout), so that closing with unread bytes (a refused body still arriving) does not
   // reset the connection and destroy the response before the peer has read it.
   bool lingering = false;
+  // Loop times (uv_now, ms) at which the current phase began.
+  uint64_t request_since = 0;  // the first byte of the request being parsed (0: none)
+  uint64_t write_since = 0;
+  uint64_t idle_since = 0;
 
-  static Connection* From(http_parser* p) { return static_cast<Connection*>(p->data); }
-
+  uint64_t Now() const { return uv_now(tcp.loop); }
   void StartReading();
   void StopReading();
   void OnRead(const char* data, size_t len);
+  void Parse();
   void Pump();
   void OnReply(HttpResponse response);
   void Write(HttpResponse response);
+  void WriteContinue();
   void ArmTimer();
-  void Refuse(int status, std::string code, std::string message);
-  void Close();
+  void OnTimer();
+  void Close(bool reset = false);
   void Linger();
-  bool Idle() const { return queue.empty() && !handling && !writing && !in_message; }
-
-  // http-parser callbacks.
-  static int OnMessageBegin(http_parser* p);
-  static int OnUrl(http_parser* p, const char* at, size_t len);
-  static int OnHeaderField(http_parser* p, const char* at, size_t len);
-  static int OnHeaderValue(http_parser* p, const char* at, size_t len);
-  static int OnHeadersComplete(http_parser* p);
-  static int OnBody(http_parser* p, const char* at, size_t len);
-  static int OnMessageComplete(http_parser* p);
-  void EndHeader();
-  int Limit(int status, std::string code, std::string message) {
-    refuse_status = status;
-    refuse_code = std::move(code);
-    refuse_message = std::move(message);
-    return 1;  // makes http_parser_execute stop with an error
-  }
+  bool Idle() const { return queue.empty() && !handling && !writing && !parser.mid_request(); }
+  // May be closed to make room for a new connection: nothing of ours in flight (an idle or
+  // half-sent request, or a lingering close).
+  bool Evictable() const { return !closing && !handling && !writing && queue.empty(); }
 };
 
-namespace {
-
-const http_parser_settings& Settings() {
-  static const http_parser_settings settings = [] {
-    http_parser_settings s{};
-    s.on_message_begin = &HttpServer::Connection::OnMessageBegin;
-    s.on_url = &HttpServer::Connection::OnUrl;
-    s.on_header_field = &HttpServer::Connection::OnHeaderField;
-    s.on_header_value = &HttpServer::Connection::OnHeaderValue;
-    s.on_headers_complete = &HttpServer::Connection::OnHeadersComplete;
-    s.on_body = &HttpServer::Connection::OnBody;
-    s.on_message_complete = &HttpServer::Connection::OnMessageComplete;
-    return s;
-  }();
-  return settings;
-}
-
-// One read buffer for the whole loop: every read is parsed (and copied where kept) before the
-// next one, and everything runs on the loop's thread.
-std::array<char, 64 * 1024> g_read_buffer;
-
-}  // namespace
-
-int HttpServer::Connection::OnMessageBegin(http_parser* p) {
-  Connection* c = From(p);
-  if (c->last_request_seen) {
-    c->discarding = true;
-    return 1;
-  }
-  c->current = HttpRequest();
-  c->current.remote = c->remote;
-  c->in_message = true;
-  c->field.clear();
-  c->value.clear();
-  c->in_value = false;
-  c->header_bytes = 0;
-  c->ArmTimer();  // the request timeout runs from the first byte to the last
-  return 0;
-}
-
-int HttpServer::Connection::OnUrl(http_parser* p, const char* at, size_t len) {
-  Connection* c = From(p);
-  if (c->current.target.size() + len > c->server->limits_.max_url_bytes) {
-    return c->Limit(414, "RequestURITooLong",
-                    "The request-target is longer than " +
-                        std::to_string(c->server->limits_.max_url_bytes) + " bytes.");
-  }
-  c->current.target.append(at, len);
-  return 0;
-}
-
-void HttpServer::Connection::EndHeader() {
-  if (!field.empty()) current.headers.emplace_back(std::move(field), std::move(value));
-  field.clear();
-  value.clear();
-  in_value = false;
-}
-
-int HttpServer::Connection::OnHeaderField(http_parser* p, const char* at, size_t len) {
-  Connection* c = From(p);
-  if (c->in_value) c->EndHeader();
-  c->header_bytes += len;
-  if (c->header_bytes > c->server->limits_.max_header_bytes) {
-    return c->Limit(431, "RequestHeaderFieldsTooLarge",
-                    "The request's headers exceed " +
-                        std::to_string(c->server->limits_.max_header_bytes) + " bytes.");
-  }
-  if (c->field.empty() && c->current.headers.size() >= c->server->limits_.max_headers) {
-    return c->Limit(431, "RequestHeaderFieldsTooLarge",
-                    "The request has more than " + std::to_string(c->server->limits_.max_headers) +
-                        " headers.");
-  }
-  c->field.append(at, len);
-  return 0;
-}
-
-int HttpServer::Connection::OnHeaderValue(http_parser* p, const char* at, size_t len) {
-  Connection* c = From(p);
-  c->in_value = true;
-  c->header_bytes += len;
-  if (c->header_bytes > c->server->limits_.max_header_bytes) {
-    return c->Limit(431, "RequestHeaderFieldsTooLarge",
-                    "The request's headers exceed " +
-                        std::to_string(c->server->limits_.max_header_bytes) + " bytes.");
-  }
-  c->value.append(at, len);
-  return 0;
-}
-
-int HttpServer::Connection::OnHeadersComplete(http_parser* p) {
-  Connection* c = From(p);
-  c->EndHeader();
-  const HttpLimits& limits = c->server->limits_;
-  if (p->content_length != ULLONG_MAX && p->content_length > limits.max_body_bytes) {
-    c->Limit(
-        413, "RequestEntityTooLarge",
-        "The request body is larger than " + std::to_string(limits.max_body_bytes) + " bytes.");
-    // Not 1: from on_headers_complete that means "no body follows", not an error.
-    return -1;
-  }
-  c->current.method = http_method_str(static_cast<http_method>(p->method));
-  const size_t question = c->current.target.find('?');
-  c->current.path = c->current.target.substr(0, question);
-  c->current.query = question == std::string::npos ? "" : c->current.target.substr(question + 1);
-  if (std::optional<std::string_view> expect = c->current.Header("expect");
-      expect && EqualsIgnoreCase(*expect, "100-continue")) {
-    // Asked to confirm before the body is sent (some clients do for any POST).
-    static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    auto* req = new uv_write_t;
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinue), sizeof(kContinue) - 1);
-    if (uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
-                 [](uv_write_t* r, int) { delete r; }) != 0) {
-      delete req;
-    }
-  }
-  return 0;
-}
-
-int HttpServer::Connection::OnBody(http_parser* p, const char* at, size_t len) {
-  Connection* c = From(p);
-  const size_t max = c->server->limits_.max_body_bytes;
-  if (c->current.body.size() + len > max) {
-    return c->Limit(413, "RequestEntityTooLarge",
-                    "The request body is larger than " + std::to_string(max) + " bytes.");
-  }
-  c->current.body.append(at, len);
-  return 0;
-}
-
-int HttpServer::Connection::OnMessageComplete(http_parser* p) {
-  Connection* c = From(p);
-  c->current.keep_alive = http_should_keep_alive(p) != 0;
-  if (!c->current.keep_alive) c->last_request_seen = true;
-  c->in_message = false;
-  c->queue.emplace_back(std::move(c->current));
-  c->current = HttpRequest();
-  if (c->queue.size() >= c->server->limits_.max_pipelined) c->StopReading();
-  return 0;
-}
-
 void HttpServer::Connection::StartReading() {
-  if (reading || closing || (last_request_seen && !lingering)) return;
+  if (reading || closing || (eof && !lingering)) return;
+  if (!lingering && queue.size() >= server->limits_.max_pipelined) return;
   reading = true;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp),
@@ -279,15 +130,15 @@ void HttpServer::Connection::StartReading() {
           return;
         }
         if (nread < 0) {
-          // EOF or an error: nothing more will arrive. Requests already parsed are still
-          // answered only if the peer can read the answer; a half-closed peer (EOF) can.
+          // EOF or an error: nothing more will arrive. Requests already read are still answered
+          // only if the peer can read the answer; a half-closed peer (EOF) can. A partial
+          // request will never complete.
           c->StopReading();
-          c->last_request_seen = true;
-          if (nread != UV_EOF || c->Idle()) {
+          c->eof = true;
+          if (nread != UV_EOF) {
             c->Close();
-          } else if (c->in_message) {
-            c->in_message = false;  // the partial request will never complete
-            if (c->Idle()) c->Close();
+          } else {
+            c->Pump();
           }
           return;
         }
@@ -302,41 +153,56 @@ void HttpServer::Connection::StopReading() {
 }
 
 void HttpServer::Connection::OnRead(const char* data, size_t len) {
-  if (closing || discarding) return;
-  const size_t parsed = http_parser_execute(&parser, &Settings(), data, len);
-  const auto error = static_cast<http_errno>(parser.http_errno);
-  if (discarding) {
-    // Bytes after a request that ended the connection: not parsed, not answered.
-    StopReading();
-  } else if (error != HPE_OK || parser.upgrade) {
-    if (refuse_status != 0) {
-      Refuse(refuse_status, refuse_code, refuse_message);
-    } else if (parser.upgrade) {
-      Refuse(400, "MalformedHttpRequest", "Protocol upgrades are not supported.");
-    } else {
-      Refuse(400, "MalformedHttpRequest",
-             std::string("Malformed HTTP request: ") + http_errno_description(error) +
-                 " (at byte " + std::to_string(parsed) + " of the read)");
-    }
-  }
+  if (closing || lingering) return;  // lingering: discarded
+  pending.append(data, len);
+  Parse();
   Pump();
 }
 
-void HttpServer::Connection::Refuse(int status, std::string code, std::string message) {
-  in_message = false;
-  last_request_seen = true;
-  StopReading();
-  HttpResponse response = server->error_body_(status, code, message);
-  response.status = status;
-  response.close = true;
-  queue.emplace_back(std::move(response));
+// Moves requests from `pending` to the queue until it holds max_pipelined of them; a refusal
+// goes to the queue as its response and ends the reading.
+void HttpServer::Connection::Parse() {
+  if (server == nullptr) return;
+  for (;;) {
+    if (std::optional<HttpRequest> request = parser.TakeRequest()) {
+      request->remote = remote;
+      queue.emplace_back(std::move(*request));
+      request_since = 0;
+      continue;
+    }
+    if (parser.refused() && !refusal_queued) {
+      refusal_queued = true;
+      const HttpRequestParser::Refusal& refusal = parser.refusal();
+      HttpResponse response = server->error_body_(refusal.status, refusal.code, refusal.message);
+      response.status = refusal.status;
+      response.close = true;
+      queue.emplace_back(std::move(response));
+    }
+    if (parser.refused() || parser.ended()) {
+      eof = true;
+      pending.clear();
+      StopReading();
+      return;
+    }
+    if (queue.size() >= server->limits_.max_pipelined) {
+      StopReading();
+      return;
+    }
+    if (pending.empty()) return;
+    const size_t used = parser.Feed(pending);
+    pending.erase(0, used);
+    if (parser.mid_request() && request_since == 0) request_since = Now();
+    if (parser.TakeExpectContinue()) WriteContinue();
+    if (used == 0 && !parser.refused() && !parser.ended() && !parser.has_request()) return;
+  }
 }
 
 void HttpServer::Connection::Pump() {
   if (closing || handling || writing) return;
+  Parse();
   if (queue.empty()) {
-    if (last_request_seen && !in_message) {
-      Close();
+    if (eof) {
+      Close();  // nothing more to answer (a partial request never completes)
       return;
     }
     StartReading();
@@ -350,8 +216,9 @@ void HttpServer::Connection::Pump() {
     return;
   }
   handling = true;
+  Parse();
+  StartReading();
   ArmTimer();
-  if (queue.size() < server->limits_.max_pipelined) StartReading();
   std::weak_ptr<HttpServer*> alive = server->alive_;
   const uint64_t connection_id = id;
   // Called back on the loop thread, perhaps before the handler returns.
@@ -367,12 +234,24 @@ void HttpServer::Connection::Pump() {
 
 void HttpServer::Connection::OnReply(HttpResponse response) {
   handling = false;
+  if (response.authenticated) authenticated = true;
   Write(std::move(response));
+}
+
+void HttpServer::Connection::WriteContinue() {
+  // Asked to confirm before the body is sent (some clients do for any POST).
+  static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  auto* req = new uv_write_t;
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(kContinue), sizeof(kContinue) - 1);
+  if (uv_write(req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1,
+               [](uv_write_t* r, int) { delete r; }) != 0) {
+    delete req;
+  }
 }
 
 void HttpServer::Connection::Write(HttpResponse response) {
   const bool shutting_down = server == nullptr || server->shutting_down_;
-  close_after_write = response.close || shutting_down || (last_request_seen && queue.empty());
+  close_after_write = response.close || shutting_down || (eof && queue.empty());
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                     http_status_str(static_cast<http_status>(response.status)) + "\r\n";
   out += "Content-Type: " + response.content_type + "\r\n";
@@ -391,8 +270,12 @@ void HttpServer::Connection::Write(HttpResponse response) {
   auto* w = new WriteRequest{{}, std::move(out), this};
   w->req.data = w;
   writing = true;
+  write_since = Now();
   ArmTimer();
   uv_buf_t buf = uv_buf_init(w->data.data(), w->data.size());
+  // The callback comes once the whole answer is in the socket's send buffer, which is
+  // max_output_bytes (OnConnection): until then nothing else is answered, so a peer that does
+  // not read holds one answer and that buffer, and the queue of requests stops at max_pipelined.
   const int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1,
                           [](uv_write_t* req, int status) {
                             auto* w = static_cast<WriteRequest*>(req->data);
@@ -404,9 +287,12 @@ void HttpServer::Connection::Write(HttpResponse response) {
                               c->Close();
                               return;
                             }
+                            c->idle_since = c->Now();
                             if (c->close_after_write) {
                               // Half-close first, so the peer reads the whole response before
                               // it sees the end of the connection.
+                              c->eof = true;
+                              c->StopReading();
                               auto* shutdown = new uv_shutdown_t;
                               shutdown->data = c;
                               if (uv_shutdown(shutdown, reinterpret_cast<uv_stream_t*>(&c->tcp),
@@ -422,8 +308,6 @@ void HttpServer::Connection::Write(HttpResponse response) {
                                 delete shutdown;
                                 c->Close();
                               }
-                              c->last_request_seen = true;
-                              c->StopReading();
                               return;
                             }
                             c->Pump();
@@ -438,7 +322,6 @@ void HttpServer::Connection::Write(HttpResponse response) {
 void HttpServer::Connection::Linger() {
   if (closing) return;
   lingering = true;
-  discarding = true;
   StartReading();
   uv_timer_stop(&timer);
   uv_timer_start(
@@ -448,25 +331,47 @@ void HttpServer::Connection::Linger() {
 void HttpServer::Connection::ArmTimer() {
   if (closing || server == nullptr || lingering) return;
   uv_timer_stop(&timer);
-  if (handling || writing) return;
-  if (in_message) {
-    uv_timer_start(
-        &timer,
-        [](uv_timer_t* t) {
-          auto* c = static_cast<Connection*>(t->data);
-          if (!c->in_message || c->handling || c->writing) return;
-          c->Refuse(408, "RequestTimeout", "The request did not arrive in time.");
-          c->Pump();
-        },
-        static_cast<uint64_t>(server->limits_.request_timeout.count()), 0);
-  } else if (queue.empty()) {
-    uv_timer_start(
-        &timer, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->Close(); },
-        static_cast<uint64_t>(server->limits_.idle_timeout.count()), 0);
+  const HttpLimits& limits = server->limits_;
+  uint64_t deadline = 0;
+  if (writing) {
+    deadline = write_since + Ms(limits.write_timeout);
+  } else if (handling || !queue.empty()) {
+    return;  // our time, not the peer's
+  } else if (parser.mid_request()) {
+    deadline = request_since + Ms(limits.request_timeout);
+  } else {
+    deadline = idle_since + Ms(limits.idle_timeout);
   }
+  const uint64_t now = Now();
+  uv_timer_start(
+      &timer, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->OnTimer(); },
+      deadline > now ? deadline - now : 0, 0);
 }
 
-void HttpServer::Connection::Close() {
+void HttpServer::Connection::OnTimer() {
+  if (closing || server == nullptr || lingering) return;
+  const HttpLimits& limits = server->limits_;
+  const uint64_t now = Now();
+  if (writing) {
+    // The peer has not taken an answer in time: reset, so that the kernel drops what is
+    // queued for it at once instead of retrying a full window.
+    if (now >= write_since + Ms(limits.write_timeout)) return Close(/*reset=*/true);
+  } else if (handling || !queue.empty()) {
+    return;
+  } else if (parser.mid_request()) {
+    if (now >= request_since + Ms(limits.request_timeout)) {
+      parser.Refuse(408, "RequestTimeout",
+                    "The request did not arrive within " +
+                        std::to_string(limits.request_timeout.count()) + " ms of its first byte.");
+      return Pump();
+    }
+  } else if (now >= idle_since + Ms(limits.idle_timeout)) {
+    return Close();
+  }
+  ArmTimer();
+}
+
+void HttpServer::Connection::Close(bool reset) {
   if (closing) return;
   closing = true;
   StopReading();
@@ -476,7 +381,10 @@ void HttpServer::Connection::Close() {
     auto* c = static_cast<Connection*>(h->data);
     if (--c->open_handles == 0) delete c;
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_close);
+  // A reset is not allowed after a shutdown (a lingering close); a plain close then.
+  if (!reset || uv_tcp_close_reset(&tcp, on_close) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_close);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_close);
   if (s != nullptr) s->MaybeDone();
 }
@@ -552,7 +460,7 @@ Status HttpServer::Listen(const Endpoint& endpoint) {
 }
 
 void HttpServer::OnConnection() {
-  auto* c = new Connection;
+  auto* c = new Connection(limits_);
   c->server = this;
   c->id = next_id_++;
   uv_tcp_init(loop_.get(), &c->tcp);
@@ -560,19 +468,68 @@ void HttpServer::OnConnection() {
   c->tcp.data = c;
   c->timer.data = c;
   c->open_handles = 2;
-  connections_[c->id] = c;
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
-                reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
-      shutting_down_ || connections_.size() > limits_.max_connections) {
-    c->Close();
+  const bool accepted = uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
+                                  reinterpret_cast<uv_stream_t*>(&c->tcp)) == 0;
+  if (accepted) std::tie(c->address, c->remote) = PeerName(&c->tcp);
+  if (!accepted || shutting_down_ || !MakeRoom(c->address)) {
+    c->server = nullptr;  // never counted
+    c->Close(/*reset=*/accepted);
     return;
   }
+  connections_[c->id] = c;
   uv_tcp_nodelay(&c->tcp, 1);
-  c->remote = PeerName(&c->tcp);
-  http_parser_init(&c->parser, HTTP_REQUEST);
-  c->parser.data = c;
+  // The bound on answers queued for a peer that does not read them (HttpLimits).
+  int send_buffer = static_cast<int>(limits_.max_output_bytes);
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&c->tcp), &send_buffer);
+  c->idle_since = c->Now();
   c->StartReading();
   c->ArmTimer();
+}
+
+// When a cap is reached, the oldest connection that is unauthenticated and has nothing of ours
+// in flight (idle, trickling a request in, or lingering after its last answer) is closed to make
+// room; if there is none, an idle authenticated one (not for the unauthenticated cap); if there
+// is none either, the new connection is refused. Refusing new connections outright once a cap is
+// reached is what lets a flood of trickling clients lock everyone out, since they take the
+// places first; closing the oldest instead means a flood only ever displaces itself, while a real
+// client, which sends its request as soon as it connects, is done long before as many newer
+// connections have arrived as the cap allows (a loopback or LAN client sends a signed request in
+// well under a millisecond). Connections whose request is with the handler or whose answer is
+// being written are never closed for room. The per-address cap keeps one client from filling the
+// whole server; the unauthenticated cap keeps room for clients that have proved a key.
+bool HttpServer::MakeRoom(const std::string& address) {
+  auto pick = [this](const std::string* only_address, bool authenticated_too) -> Connection* {
+    for (const bool authenticated : {false, true}) {
+      if (authenticated && !authenticated_too) break;
+      for (const auto& [id, c] : connections_) {  // by id: oldest first
+        if (c->authenticated != authenticated || !c->Evictable()) continue;
+        if (authenticated && c->parser.mid_request()) continue;
+        if (only_address != nullptr && c->address != *only_address) continue;
+        return c;
+      }
+    }
+    return nullptr;
+  };
+  for (;;) {
+    size_t same_address = 0;
+    size_t unauthenticated = 0;
+    for (const auto& [id, c] : connections_) {
+      if (c->address == address) ++same_address;
+      if (!c->authenticated) ++unauthenticated;
+    }
+    Connection* victim = nullptr;
+    if (same_address >= limits_.max_connections_per_address) {
+      victim = pick(&address, true);
+    } else if (unauthenticated >= limits_.max_unauthenticated) {
+      victim = pick(nullptr, false);
+    } else if (connections_.size() >= limits_.max_connections) {
+      victim = pick(nullptr, true);
+    } else {
+      return true;
+    }
+    if (victim == nullptr) return false;
+    victim->Close();
+  }
 }
 
 void HttpServer::Forget(Connection* connection) {
@@ -599,9 +556,9 @@ void HttpServer::Shutdown(std::function<void()> done) {
   for (Connection* c : all) {
     if (c->Idle()) {
       c->Close();
-    } else if (!c->in_message) {
+    } else if (!c->parser.mid_request()) {
       // Answer what was read, then close; read nothing more.
-      c->last_request_seen = true;
+      c->eof = true;
       c->StopReading();
     }
   }

@@ -8,16 +8,22 @@
 //   server.Shutdown([] { /* every connection is closed */ });
 //
 // One object per connection owns its uv_tcp_t and uv_timer_t and is freed in the last close
-// callback. Keep-alive follows HTTP/1.1 (and Connection: close / HTTP/1.0); pipelined requests
-// are answered in order, one at a time. Everything a peer sends is bounded (HttpLimits): the
-// request line, the header bytes and count, the body, the time a request may take to arrive and
-// the time an idle connection is kept, and the number of connections. A request over a limit gets
-// 413/414/431/408 (its body from ErrorBody) and the connection is closed.
+// callback; its bytes go through an HttpRequestParser (http_request_parser.h). Keep-alive follows
+// HTTP/1.1 (and Connection: close / HTTP/1.0); pipelined requests are answered in order, one at
+// a time. Everything a peer sends or holds is bounded (HttpLimits): the request line, the header
+// bytes and count, the body; the time a whole request may take to arrive from its first byte
+// (reads do not extend it), the time an answer may wait for the peer to take it, the time an idle
+// connection is kept; the requests read ahead and the answers queued for a peer that does not
+// read; and the connections, in all, per client address and not yet authenticated. A request
+// over a limit gets 413/414/431/408 (its body from ErrorBody) and the connection is closed; a
+// protocol upgrade (Upgrade, Connection: upgrade, h2c, CONNECT) gets 400 before it reaches the
+// handler.
 //
 // All of it runs on the loop's thread: the handler is called there and `reply` must be called
 // there, exactly once, possibly later (the API server hands requests to worker threads and
 // replies when they come back). A reply for a connection that has closed in the meantime, or
-// after the server is gone, is dropped.
+// after the server is gone, is dropped. A reply marked `authenticated` (the request carried a
+// valid signature) makes its connection an authenticated one for the caps.
 #ifndef FINALSNAP_ENGINE_HTTP_SERVER_H_
 #define FINALSNAP_ENGINE_HTTP_SERVER_H_
 
@@ -34,24 +40,10 @@
 
 #include "finalsnap/fleet.h"
 #include "finalsnap/status.h"
+#include "http_request_parser.h"
 #include "loop.h"
-#include "sigv4.h"
 
 namespace finalsnap::detail {
-
-struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // the raw request-target, "/?Action=..."
-  std::string path;    // the target up to '?'
-  std::string query;   // the raw text after '?', or empty
-  HeaderList headers;  // in arrival order, names as sent
-  std::string body;
-  std::string remote;  // the peer, "127.0.0.1:51234"
-  bool keep_alive = true;
-
-  // The first header of that name (case-insensitive), if any.
-  std::optional<std::string_view> Header(std::string_view name) const;
-};
 
 struct HttpResponse {
   int status = 200;
@@ -59,17 +51,8 @@ struct HttpResponse {
   std::string body;
   HeaderList headers;  // extra headers
   bool close = false;  // close the connection after this response
-};
-
-struct HttpLimits {
-  size_t max_url_bytes = 8 * 1024;
-  size_t max_header_bytes = 16 * 1024;  // field names and values together
-  size_t max_headers = 64;
-  size_t max_body_bytes = 1024 * 1024;
-  size_t max_connections = 256;
-  size_t max_pipelined = 8;  // requests read ahead of the one being answered
-  std::chrono::milliseconds request_timeout{30'000};  // from a request's first byte to its last
-  std::chrono::milliseconds idle_timeout{60'000};     // keep-alive with nothing in flight
+  // The request's signature verified: the connection no longer counts as unauthenticated.
+  bool authenticated = false;
 };
 
 class HttpServer {
@@ -102,6 +85,9 @@ class HttpServer {
  private:
   friend struct Connection;
   void OnConnection();
+  // Closes connections so that one more from `address` keeps within the caps; false if none can
+  // go, and the new connection is refused.
+  bool MakeRoom(const std::string& address);
   void Forget(Connection* connection);
   void MaybeDone();
 

@@ -8,6 +8,7 @@
 
 #include <lz4frame.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <memory>
@@ -39,10 +40,21 @@ class Codec {
 
 namespace {
 
+// The largest zstd window we decode: 2^23 = 8 MiB. finalsnap's encoder (engine/capture/pipeline.cc)
+// sets only the level, 1 to 19, and zstd's windowLog for those levels is 19 (level 1) to 23
+// (levels 17-19); so is the zstd CLI's, up to -19. The frame header is untrusted input: without
+// this cap a 7 KB file could declare a 128 MiB window (the library's default limit) and make the
+// decoder allocate and touch all of it.
+constexpr int kZstdWindowLogMax = 23;
+
 class ZstdCodec final : public Codec {
  public:
   ZstdCodec() : dctx_(ZSTD_createDCtx()) {
     if (dctx_ == nullptr) throw std::bad_alloc();
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, kZstdWindowLogMax))) {
+      ZSTD_freeDCtx(dctx_);
+      throw std::bad_alloc();
+    }
   }
   ~ZstdCodec() override { ZSTD_freeDCtx(dctx_); }
   ZstdCodec(const ZstdCodec&) = delete;
@@ -54,11 +66,13 @@ class ZstdCodec final : public Codec {
   CodecStep Step(std::span<const uint8_t> in, std::span<uint8_t> out) override {
     ZSTD_inBuffer input{in.data(), in.size(), 0};
     ZSTD_outBuffer output{out.data(), out.size(), 0};
-    // The window size stays capped at the library default (ZSTD_WINDOWLOG_LIMIT_DEFAULT, 128 MiB):
-    // the frame header is untrusted input, and it must not make us allocate without bound.
     const size_t ret = ZSTD_decompressStream(dctx_, &output, &input);
     CodecStep step{input.pos, output.pos, false, {}};
-    if (ZSTD_isError(ret)) {
+    if (ZSTD_isError(ret) && ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge) {
+      step.error =
+          "the frame needs a window larger than 8 MiB, the most finalsnap decodes "
+          "(it writes frames with windows of at most 8 MiB, as zstd does up to level 19)";
+    } else if (ZSTD_isError(ret)) {
       step.error = ZSTD_getErrorName(ret);
     } else {
       // 0 means a frame is fully decoded and flushed; the next call starts a new frame, which is
@@ -86,6 +100,9 @@ class Lz4Codec final : public Codec {
   std::string_view name() const override { return "lz4"; }
   // lz4 frames have blocks of up to 4 MiB; LZ4F decodes a block into its own buffer when the
   // destination is smaller, so a modest output buffer only costs a memcpy, not correctness.
+  // That 4 MiB is also the format's own maximum (and what the encoder uses, LZ4F_max4MB), so a
+  // frame header cannot make LZ4F allocate more than about 4 MiB + 128 KiB: lz4 needs no cap
+  // of ours.
   size_t output_size() const override { return size_t{128} << 10; }
 
   CodecStep Step(std::span<const uint8_t> in, std::span<uint8_t> out) override {

@@ -1,5 +1,5 @@
 // The fleet-file loader (fleet.h): TOML text, parsed by toml++, checked key by key into a Fleet;
-// plus endpoint parsing and the secret readers.
+// plus endpoint parsing. The secret readers are in secrets.cc.
 //
 // The loader walks the toml++ tree by hand instead of mapping it generically, because every
 // table must be checked against the keys allowed at that place: a misspelt key that a generic
@@ -7,21 +7,20 @@
 // shuts servers down. Each step returns false after recording the first error, and that error is
 // the one reported, so a file is fixed one message at a time, top to bottom within each table.
 #include "finalsnap/fleet.h"
-#include "finalsnap/text.h"
 
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <map>
 #include <span>
-#include <sstream>
 #include <utility>
+
+#include "file_io.h"
+#include "finalsnap/text.h"
 
 namespace finalsnap {
 namespace {
@@ -31,9 +30,6 @@ namespace fs = std::filesystem;
 // The largest fleet file we read. Real files are a few KiB even for hundreds of clusters; the
 // cap only keeps a wrong path (a snapshot, a log) from being read whole into memory.
 constexpr std::uintmax_t kMaxFleetFileBytes = 16 << 20;
-// The largest password or secret file. Redis passwords are bulk strings of any length, but a
-// secret file bigger than this is certainly the wrong file.
-constexpr size_t kMaxSecretBytes = 64 << 10;
 
 // ElastiCache's limit on cache cluster and replication group ids.
 constexpr size_t kMaxIdLength = 40;
@@ -113,6 +109,17 @@ std::optional<std::string> IdProblem(std::string_view id) {
 }
 
 // --- toml++ helpers.
+
+// toml++'s syntax errors can quote the text they choke on ("expected 'true', saw 'tru...'",
+// "unknown escape sequence '\q'"): that text may be a secret written without quotes, so it is
+// cut. The line and column still say where.
+std::string WithoutValue(std::string_view description) {
+  std::string text(description.substr(0, description.find(", saw ")));
+  if (const size_t escape = text.find("escape sequence '"); escape != std::string::npos) {
+    text.resize(escape + std::string_view("escape sequence").size());
+  }
+  return text;
+}
 
 std::string TypeName(toml::node_type type) {
   switch (type) {
@@ -346,8 +353,7 @@ bool Loader::GetInt(const toml::table& table, std::string_view path, std::string
   constexpr int kMax = std::numeric_limits<int>::max();
   if (*value < min || *value > kMax) {
     return Fail(table.get(key)->source(), JoinKey(path, key),
-                "must be between " + std::to_string(min) + " and " + std::to_string(kMax) +
-                    ", not " + std::to_string(*value));
+                "must be between " + std::to_string(min) + " and " + std::to_string(kMax));
   }
   *out = static_cast<int>(*value);
   return true;
@@ -371,12 +377,10 @@ bool Loader::ToEndpoint(const toml::node& node, const std::string& key, std::str
                         Endpoint* out) {
   auto parsed = ParseEndpoint(text);
   if (!parsed.ok()) {
-    // An endpoint with an '@' may carry a password ("user:secret@host:6379"), so it is not
-    // repeated; ParseEndpoint's own messages never include the text.
-    const bool may_hold_secret = text.find('@') != std::string_view::npos;
-    std::string message = may_hold_secret ? std::string("invalid endpoint")
-                                          : "invalid endpoint '" + std::string(text) + "'";
-    return Fail(node.source(), key, message + ": " + parsed.error().message());
+    // The text is not repeated: a mistyped endpoint may be a password pasted in the wrong place
+    // (or carry one, as "user:secret@host:6379"). The key and the place in the file say which
+    // value is meant; ParseEndpoint's own messages never include the text.
+    return Fail(node.source(), key, "invalid endpoint: " + parsed.error().message());
   }
   *out = std::move(parsed).value();
   return true;
@@ -434,7 +438,7 @@ bool Loader::ReadStorage(const toml::table& table, StorageSettings* storage) {
     std::optional<Compression> parsed = CompressionFromName(*compression);
     if (!parsed) {
       return Fail(table.get("compression")->source(), "storage.compression",
-                  "must be zstd, lz4 or none, not '" + *compression + "'");
+                  "must be zstd, lz4 or none");
     }
     storage->compression = *parsed;
   }
@@ -466,7 +470,7 @@ bool Loader::ReadStorage(const toml::table& table, StorageSettings* storage) {
     if (*level < min || *level > max) {
       return Fail(where, "storage.level",
                   "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                      " for " + codec + ", not " + std::to_string(*level));
+                      " for " + codec);
     }
     storage->level = static_cast<int>(*level);
   }
@@ -494,12 +498,14 @@ bool Loader::ReadNodeSettings(const toml::table& table, std::string_view path,
   if (password_env) {
     settings->password_env = *password_env;
     settings->password_file.clear();
+    settings->password_key = JoinKey(path, "password_env");
   }
   std::optional<std::string> password_file;
   if (!GetString(table, path, "password_file", &password_file)) return false;
   if (password_file) {
     settings->password_env.clear();
     settings->password_file = password_file->empty() ? fs::path() : Resolve(*password_file);
+    settings->password_key = JoinKey(path, "password_file");
   }
 
   std::optional<std::string> capture;
@@ -508,7 +514,7 @@ bool Loader::ReadNodeSettings(const toml::table& table, std::string_view path,
     std::optional<CaptureMode> mode = CaptureModeFromName(*capture);
     if (!mode) {
       return Fail(table.get("capture")->source(), JoinKey(path, "capture"),
-                  "must be sync or bgsave-file, not '" + *capture + "'");
+                  "must be sync or bgsave-file");
     }
     settings->capture = *mode;
   }
@@ -518,7 +524,7 @@ bool Loader::ReadNodeSettings(const toml::table& table, std::string_view path,
   if (engine) {
     if (!engine->empty() && *engine != "redis" && *engine != "valkey") {
       return Fail(table.get("engine")->source(), JoinKey(path, "engine"),
-                  "must be redis or valkey, not '" + *engine + "'");
+                  "must be redis or valkey (or empty, to detect it)");
     }
     settings->engine = *engine;
   }
@@ -662,10 +668,16 @@ bool Loader::ReadCredential(const toml::table& table, std::string_view path,
   }
   std::optional<std::string> env;
   if (!GetEnvName(table, path, "secret_access_key_env", /*allow_empty=*/false, &env)) return false;
-  if (env) credential->secret_env = *env;
+  if (env) {
+    credential->secret_env = *env;
+    credential->secret_key = JoinKey(path, "secret_access_key_env");
+  }
   std::optional<std::string> file;
   if (!GetNonEmptyString(table, path, "secret_access_key_file", &file)) return false;
-  if (file) credential->secret_file = Resolve(*file);
+  if (file) {
+    credential->secret_file = Resolve(*file);
+    credential->secret_key = JoinKey(path, "secret_access_key_file");
+  }
   return true;
 }
 
@@ -746,47 +758,6 @@ bool Loader::Load(const toml::table& root, Fleet* fleet) {
 
   fleet->api.state = Resolve("state");
   return api == nullptr || ReadApi(*api, &fleet->api);
-}
-
-// Reads a secret from an environment variable or a file; neither set means no secret. Errors
-// name `what` and the variable or file, never the value.
-ResolvedSecret ReadSecret(std::string_view what, const std::string& env, const fs::path& file) {
-  const std::string name(what);
-  if (!env.empty()) {
-    const char* value = std::getenv(env.c_str());
-    if (value == nullptr) return Status::Error("environment variable " + env + " is not set");
-    if (*value == '\0') return Status::Error("environment variable " + env + " is empty");
-    return std::optional<std::string>(value);
-  }
-  if (file.empty()) return std::optional<std::string>();
-
-  // Opening a directory succeeds and reading it yields nothing, which would read as "empty".
-  std::error_code ec;
-  if (fs::is_directory(file, ec)) {
-    return Status::Error(name + " file " + file.string() + " is a directory");
-  }
-
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return Status::Error("cannot open " + name + " file " + file.string() + ": " +
-                         std::strerror(errno));
-  }
-  // One byte more than allowed, to tell "at the limit" from "over it" without reading the rest.
-  std::string value(kMaxSecretBytes + 1, '\0');
-  in.read(value.data(), static_cast<std::streamsize>(value.size()));
-  if (in.bad()) {
-    return Status::Error("cannot read " + name + " file " + file.string() + ": " +
-                         std::strerror(errno));
-  }
-  value.resize(static_cast<size_t>(in.gcount()));
-  if (value.size() > kMaxSecretBytes) {
-    return Status::Error(name + " file " + file.string() + " is larger than 64 KiB");
-  }
-  // Editors and `echo` add a newline that is not part of the secret.
-  if (!value.empty() && value.back() == '\n') value.pop_back();
-  if (!value.empty() && value.back() == '\r') value.pop_back();
-  if (value.empty()) return Status::Error(name + " file " + file.string() + " is empty");
-  return std::optional<std::string>(std::move(value));
 }
 
 }  // namespace
@@ -898,7 +869,7 @@ Expected<Fleet, FleetError> ParseFleet(std::string_view toml_text, const fs::pat
   } catch (const toml::parse_error& error) {
     return FleetError{file.string(), static_cast<int>(error.source().begin.line),
                       static_cast<int>(error.source().begin.column), "",
-                      std::string(error.description())};
+                      WithoutValue(error.description())};
   }
 
   Fleet fleet;
@@ -912,22 +883,22 @@ Expected<Fleet, FleetError> LoadFleet(const fs::path& file) {
   auto fail = [&](std::string message) {
     return FleetError{file.string(), 0, 0, "", std::move(message)};
   };
-  std::error_code ec;
-  const fs::file_status status = fs::status(file, ec);
-  if (status.type() == fs::file_type::not_found) return fail("fleet file not found");
-  if (ec) return fail("cannot read fleet file: " + ec.message());
-  if (fs::is_directory(status)) return fail("fleet file is a directory");
-  if (fs::is_regular_file(status)) {
-    const std::uintmax_t size = fs::file_size(file, ec);
-    if (!ec && size > kMaxFleetFileBytes) return fail("fleet file is larger than 16 MiB");
+  // Bounded whatever the kind of file: --fleet /dev/zero or a pipe that never ends is refused
+  // after 16 MiB, not read until memory runs out.
+  std::string text;
+  switch (const int err = detail::ReadFileBounded(file, kMaxFleetFileBytes, &text)) {
+    case 0:
+      break;
+    case ENOENT:
+      return fail("fleet file not found");
+    case EISDIR:
+      return fail("fleet file is a directory");
+    case EFBIG:
+      return fail("fleet file is larger than 16 MiB");
+    default:
+      return fail("cannot read fleet file: " + detail::ErrnoMessage(err));
   }
-
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return fail(std::string("cannot open fleet file: ") + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return fail(std::string("cannot read fleet file: ") + std::strerror(errno));
-  return ParseFleet(text.str(), file);
+  return ParseFleet(text, file);
 }
 
 fs::path DefaultFleetPath(std::string_view flag) {
@@ -936,18 +907,6 @@ fs::path DefaultFleetPath(std::string_view flag) {
     return fs::path(env);
   }
   return fs::path("finalsnap.toml");
-}
-
-ResolvedSecret ResolvePassword(const NodeSettings& settings) {
-  return ReadSecret("password", settings.password_env, settings.password_file);
-}
-
-ResolvedSecret ResolveApiSecret(const ApiCredential& credential) {
-  if (credential.secret_env.empty() && credential.secret_file.empty()) {
-    return Status::Error("credential " + credential.access_key_id +
-                         " has no secret_access_key_env or secret_access_key_file");
-  }
-  return ReadSecret("secret access key", credential.secret_env, credential.secret_file);
 }
 
 }  // namespace finalsnap

@@ -58,6 +58,26 @@ Status WriteFileAtomic(int dir_fd, const std::string& name, std::string_view con
 // The same for a path: its parent directory is opened for the rename and the fsync.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view content);
 
+// Opens `path` for reading only if it is a regular file, and never follows a symbolic link in
+// its last component: O_NOFOLLOW, and O_NONBLOCK for the open itself (so that a FIFO without a
+// writer cannot block it; the flag is cleared again), then fstat. Returns the descriptor (the
+// caller owns it), or -1 with `error` set to the reason without the path ("a symbolic link",
+// "not a regular file (a FIFO)", or strerror). Anything named by data read from disk (a manifest,
+// a directory listing) is opened this way.
+int OpenRegularFile(const std::filesystem::path& path, std::string* error);
+
+// Reads a whole small file (a fleet file, a secret) into `out`, whatever kind of file it is, but
+// never more than `max_bytes`: /dev/zero or a huge file is refused rather than read until memory
+// runs out. The open uses O_NONBLOCK (cleared again) so that a FIFO without a writer reads as
+// empty instead of blocking. Symbolic links are followed: these paths come from the user.
+// Returns 0, or an errno: EFBIG when the file holds more than `max_bytes`, EISDIR for a directory.
+int ReadFileBounded(const std::filesystem::path& path, size_t max_bytes, std::string* out);
+
+// Creates `dir` and any missing parents, each with exactly `mode` whatever the umask (mkdir,
+// then chmod of what this call created; existing directories are left as they are). The message
+// names the directory that could not be created and why.
+Status CreateDirectories(const std::filesystem::path& dir, mode_t mode);
+
 }  // namespace finalsnap::detail
 
 #endif  // FINALSNAP_ENGINE_FILE_IO_H_

@@ -1,12 +1,13 @@
 #include "node_client.h"
 
-#include "hiredis_uv.h"
-
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+
+#include "hiredis_uv.h"
 
 namespace finalsnap::detail {
 namespace {
@@ -195,6 +196,9 @@ void NodeClient::Send(std::vector<std::string> argv, std::chrono::milliseconds t
       },
       p, static_cast<int>(args.size()), args.data(), lens.data());
   if (rc != REDIS_OK) {
+    // hiredis is tearing the connection down (we may be inside its disconnect callbacks): it
+    // takes no more commands, so the next Connect() opens a new one.
+    connected_ = false;
     CommandOutcome o;
     o.status = Status::Error("cannot send " + argv[0] + " to " + address_.ToString());
     auto fn = std::move(p->done);
@@ -248,7 +252,9 @@ struct NodeClient::CommandAwaiter {
   CommandOutcome await_resume() { return std::move(result); }
 };
 
-Task<Status> NodeClient::Connect() {
+Task<Status> NodeClient::Connect() { co_return co_await Connect(timeouts_.command); }
+
+Task<Status> NodeClient::Connect(std::chrono::milliseconds command_timeout) {
   // Named awaiters throughout: GCC 12 mishandles temporaries with non-trivial members inside a
   // co_await expression (it frees them twice).
   ConnectAwaiter connect{*this, {}};
@@ -259,11 +265,20 @@ Task<Status> NodeClient::Connect() {
     argv.emplace_back("AUTH");
     if (!auth_.username.empty()) argv.push_back(auth_.username);
     argv.push_back(*auth_.password);
-    CommandOutcome r = co_await Command(std::move(argv));
+    CommandOutcome r = co_await Command(std::move(argv), command_timeout);
     if (!r.ok()) {
       Close();
       // The reply names the fault (WRONGPASS ...); the password itself never appears.
       co_return Status::Error("AUTH on " + address_.ToString() + " failed: " + r.Error());
+    }
+  }
+  if (!name_.empty()) {
+    // A re-opened connection carries the name the first one was given (see set_name).
+    CommandOutcome named = co_await Command(Argv("CLIENT", "SETNAME", name_), command_timeout);
+    // A server that refuses the name still serves the connection; one that timed out closed it.
+    if (!connected()) {
+      co_return Status::Error("CLIENT SETNAME on " + address_.ToString() +
+                              " failed: " + named.Error());
     }
   }
   co_return Status::Ok();
@@ -280,6 +295,27 @@ Task<CommandOutcome> NodeClient::Command(std::vector<std::string> argv,
   CommandAwaiter awaiter{*this, std::move(argv), timeout, {}};
   CommandOutcome outcome = co_await awaiter;
   co_return outcome;
+}
+
+std::string CommandName(const std::vector<std::string>& argv) {
+  if (argv.empty()) return std::string();
+  std::string name = argv[0];
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (argv.size() < 2 || name == "AUTH") return name;
+  if (name == "INFO") return name + " " + argv[1];
+  if (name == "CLIENT" || name == "CONFIG" || name == "CLUSTER" || name == "SENTINEL" ||
+      name == "ACL") {
+    std::string sub = argv[1];
+    for (char& c : sub) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return name + " " + sub;
+  }
+  return name;
+}
+
+std::string NoPermText(std::string_view user, const std::vector<std::string>& argv,
+                       const std::string& node, std::string_view server_says) {
+  return "NOPERM: user '" + std::string(user.empty() ? "default" : user) + "' may not run " +
+         CommandName(argv) + " on " + node + " (" + std::string(server_says) + ")";
 }
 
 ServerFacts ParseServerFacts(const std::map<std::string, std::string>& info) {
@@ -344,6 +380,10 @@ std::optional<RoleInfo> ParseRole(const Reply& r) {
   }
   if (info.role == "sentinel") return info;
   return std::nullopt;
+}
+
+bool NothingListening(const Status& connect_failure) {
+  return !connect_failure.ok() && connect_failure.message().find("refused") != std::string::npos;
 }
 
 }  // namespace finalsnap::detail

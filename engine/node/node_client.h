@@ -68,9 +68,26 @@ struct CommandOutcome {
   // The connection ended with the command in flight and no reply: for SHUTDOWN, success.
   bool disconnected = false;
   bool ok() const { return status.ok() && !reply.is_error(); }
+  // The server answered -NOPERM: the ACL user may not run this command.
+  bool denied() const { return status.ok() && reply.is_noperm(); }
   // The transport error or the error reply, for messages.
   std::string Error() const { return status.ok() ? reply.str : status.message(); }
 };
+
+// A command as messages name it: "ROLE", "CLUSTER NODES", "CONFIG SET", "INFO replication"
+// (the subcommand of a container command, INFO's section; AUTH's arguments never).
+std::string CommandName(const std::vector<std::string>& argv);
+
+// What every NOPERM says, wherever it is met: the user, the command, the node and the server's
+// own words. "NOPERM: user 'snap' may not run ROLE on 127.0.0.1:7000 (NOPERM this user has no
+// permissions to run the 'role' command)". An empty user is Redis's "default".
+std::string NoPermText(std::string_view user, const std::vector<std::string>& argv,
+                       const std::string& node, std::string_view server_says);
+
+// True when a Connect() failed because nothing listens at the address: the server is not
+// running, and the runtime settings it had died with it (a restarted server reads its
+// configuration file), so there is nothing left to put back there.
+bool NothingListening(const Status& connect_failure);
 
 class NodeClient {
  public:
@@ -80,6 +97,8 @@ class NodeClient {
   NodeClient& operator=(const NodeClient&) = delete;
 
   Task<Status> Connect();
+  // The same, waiting up to `command_timeout` for AUTH and CLIENT SETNAME (a busy node).
+  Task<Status> Connect(std::chrono::milliseconds command_timeout);
   Task<CommandOutcome> Command(std::vector<std::string> argv);
   Task<CommandOutcome> Command(std::vector<std::string> argv, std::chrono::milliseconds timeout);
   // Sends a command without suspending: `done` runs with the outcome (for a timer's renewals).
@@ -87,6 +106,11 @@ class NodeClient {
             std::function<void(CommandOutcome)> done);
   // Drops the connection now; commands in flight complete with a transport error.
   void Close();
+  // The client name (CLIENT SETNAME) this connection carries: set on the server by the caller,
+  // and sent again after AUTH whenever the connection is re-opened, so that a claim made with
+  // it (ops/claim.cc) survives a reconnect. Best effort on reconnect: a refusal is ignored.
+  void set_name(std::string name) { name_ = std::move(name); }
+  const std::string& name() const { return name_; }
 
   bool connected() const { return context_ != nullptr && connected_; }
   const NodeAddress& address() const { return address_; }
@@ -108,6 +132,7 @@ class NodeClient {
   NodeAddress address_;
   NodeAuth auth_;
   NodeTimeouts timeouts_;
+  std::string name_;
   redisAsyncContext* context_ = nullptr;
   bool connected_ = false;
   std::string last_error_;

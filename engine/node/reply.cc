@@ -94,6 +94,18 @@ std::map<std::string, std::string> ParseInfoFields(std::string_view text) {
   return SplitPairs(text, ',', '=');
 }
 
+std::vector<std::map<std::string, std::string>> ParseClientList(std::string_view text) {
+  std::vector<std::map<std::string, std::string>> out;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    std::map<std::string, std::string> fields = SplitPairs(line, ' ', '=');
+    if (!fields.empty()) out.push_back(std::move(fields));
+  }
+  return out;
+}
+
 std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info) {
   auto number = [](const std::map<std::string, std::string>& fields, const char* name) {
     uint64_t n = 0;

@@ -31,6 +31,8 @@ struct Reply {
   bool is_error() const { return type == Type::kError; }
   bool is_nil() const { return type == Type::kNil; }
   bool ok() const { return type == Type::kStatus && str == "OK"; }  // +OK
+  // -NOPERM ...: the ACL user may not run the command (or touch its keys or channels).
+  bool is_noperm() const { return type == Type::kError && str.rfind("NOPERM", 0) == 0; }
   // A readable form for messages: the string, the number, "[a, b]" or "(nil)".
   std::string ToString() const;
 };
@@ -45,6 +47,9 @@ std::map<std::string, std::string> ParseInfo(std::string_view text);
 std::map<std::string, std::string> ParseInfoFields(std::string_view text);
 // "db0:keys=1,expires=0,avg_ttl=0" lines of an INFO map -> per-database counts.
 std::map<uint64_t, rdb::DbCounts> ParseKeyspace(const std::map<std::string, std::string>& info);
+
+// CLIENT LIST text -> one field map per client ("id", "addr", "name", "flags", ...).
+std::vector<std::map<std::string, std::string>> ParseClientList(std::string_view text);
 
 // One line of CLUSTER NODES (REDIS-FACTS §4).
 struct ClusterNodeLine {

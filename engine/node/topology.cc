@@ -88,6 +88,18 @@ class Discovery {
     if (topology_.inconsistent.empty()) topology_.inconsistent = std::move(why);
     return false;
   }
+  // True (and discovery stops) when `r` is a NOPERM for `argv` on `node`: the refusal names it
+  // as such. Sentinels are asked without the nodes' credentials, as their default user.
+  bool Denied(const CommandOutcome& r, const std::vector<std::string>& argv,
+              const std::string& node, bool sentinel = false) {
+    if (!r.denied()) return false;
+    if (topology_.denied.empty()) {
+      topology_.denied =
+          NoPermText(sentinel ? std::string() : request_.auth.username, argv, node, r.reply.str);
+    }
+    Inconsistent(topology_.denied);
+    return true;
+  }
 
   Loop& loop_;
   const DiscoveryRequest& request_;
@@ -106,7 +118,9 @@ Task<GroupNode*> Discovery::Attach(NodeAddress address) {
     topology_.unreachable = address.ToString() + " is not reachable: " + s.message();
     co_return nullptr;
   }
-  CommandOutcome info = co_await node->client->Command(Argv("INFO", "all"));
+  const std::vector<std::string> info_argv = Argv("INFO", "all");
+  CommandOutcome info = co_await node->client->Command(info_argv);
+  if (Denied(info, info_argv, address.ToString())) co_return nullptr;
   if (!info.ok()) {
     topology_.unreachable = "INFO on " + address.ToString() + " failed: " + info.Error();
     co_return nullptr;
@@ -204,6 +218,7 @@ Task<bool> Discovery::Standalone() {
   // ROLE lists only replicas that are online, INFO counts every attached one; both must agree
   // the node is alone.
   CommandOutcome role_reply = co_await node->client->Command(Argv("ROLE"));
+  if (Denied(role_reply, Argv("ROLE"), address.ToString())) co_return false;
   std::optional<RoleInfo> role;
   if (role_reply.ok()) role = ParseRole(role_reply.reply);
   const ServerFacts& f = node->facts;
@@ -223,10 +238,13 @@ Task<bool> Discovery::Standalone() {
     co_return Inconsistent("the node is a replica (role " + f.role +
                            "); a cache cluster is a standalone primary");
   }
-  if (f.connected_replicas > 0) {
+  // INFO counts every replication client, a snapshot connection too (finalsnap's own, redis-cli
+  // --rdb): those announce no port and are no replicas. Another operation's capture in flight
+  // is met by the target-claimed gate, which names it, not taken for a replica here.
+  const size_t replicas = ParseReplicaLines(node->info).size();
+  if (replicas > 0) {
     co_return Inconsistent("the node is the primary of a replication group with " +
-                           std::to_string(f.connected_replicas) +
-                           " replica(s); use delete-replication-group");
+                           std::to_string(replicas) + " replica(s); use delete-replication-group");
   }
   GroupShard shard;
   shard.node_group_id = "0001";
@@ -248,8 +266,11 @@ Task<std::optional<NodeAddress>> Discovery::AskSentinels() {
       topology_.unreachable = "sentinel " + e.ToString() + " is not reachable: " + s.message();
       co_return std::nullopt;
     }
-    CommandOutcome addr =
-        co_await sentinel.Command(Argv("SENTINEL", "get-master-addr-by-name", request_.master_name));
+    const std::string who = "sentinel " + e.ToString();
+    const std::vector<std::string> addr_argv =
+        Argv("SENTINEL", "get-master-addr-by-name", request_.master_name);
+    CommandOutcome addr = co_await sentinel.Command(addr_argv);
+    if (Denied(addr, addr_argv, who, /*sentinel=*/true)) co_return std::nullopt;
     if (!addr.ok() || addr.reply.elements.size() != 2) {
       topology_.unreachable = "sentinel " + e.ToString() + " does not know master '" +
                               request_.master_name + "'" +
@@ -266,7 +287,9 @@ Task<std::optional<NodeAddress>> Discovery::AskSentinels() {
                    agreed->ToString() + ", " + e.ToString() + " names " + p.ToString());
       co_return std::nullopt;
     }
-    CommandOutcome master = co_await sentinel.Command(Argv("SENTINEL", "MASTER", request_.master_name));
+    const std::vector<std::string> master_argv = Argv("SENTINEL", "MASTER", request_.master_name);
+    CommandOutcome master = co_await sentinel.Command(master_argv);
+    if (Denied(master, master_argv, who, /*sentinel=*/true)) co_return std::nullopt;
     if (!master.ok()) {
       Inconsistent("SENTINEL MASTER on " + e.ToString() + " failed: " + master.Error());
       co_return std::nullopt;
@@ -280,8 +303,10 @@ Task<std::optional<NodeAddress>> Discovery::AskSentinels() {
         co_return std::nullopt;
       }
     }
-    CommandOutcome replicas =
-        co_await sentinel.Command(Argv("SENTINEL", "REPLICAS", request_.master_name));
+    const std::vector<std::string> replicas_argv =
+        Argv("SENTINEL", "REPLICAS", request_.master_name);
+    CommandOutcome replicas = co_await sentinel.Command(replicas_argv);
+    if (Denied(replicas, replicas_argv, who, /*sentinel=*/true)) co_return std::nullopt;
     std::map<std::string, std::string> seen;
     if (replicas.ok()) {
       for (const Reply& r : replicas.reply.elements) {
@@ -344,6 +369,7 @@ Task<bool> Discovery::Replicated(NodeAddress primary_address) {
   }
   // ROLE lists the online replicas too: both views must agree.
   CommandOutcome role_reply = co_await primary->client->Command(Argv("ROLE"));
+  if (Denied(role_reply, Argv("ROLE"), primary_address.ToString())) co_return false;
   std::optional<RoleInfo> role;
   if (role_reply.ok()) role = ParseRole(role_reply.reply);
   if (!role || role->role != "master" || role->replicas.size() != lines.size()) {
@@ -391,7 +417,9 @@ Task<bool> Discovery::Replicated(NodeAddress primary_address) {
 }
 
 Task<bool> Discovery::Cluster(GroupNode* seed) {
+  const std::string seed_address = seed->address.ToString();
   CommandOutcome nodes_reply = co_await seed->client->Command(Argv("CLUSTER", "NODES"));
+  if (Denied(nodes_reply, Argv("CLUSTER", "NODES"), seed_address)) co_return false;
   if (!nodes_reply.ok()) {
     co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + " failed: " +
                            nodes_reply.Error());
@@ -402,6 +430,7 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
                            lines.error().message());
   }
   CommandOutcome cinfo = co_await seed->client->Command(Argv("CLUSTER", "INFO"));
+  if (Denied(cinfo, Argv("CLUSTER", "INFO"), seed_address)) co_return false;
   if (cinfo.ok()) {
     const std::string state = Field(ParseInfo(cinfo.reply.str), "cluster_state");
     if (state != "ok") co_return Inconsistent("cluster_state is " + state + ", not ok");
@@ -502,6 +531,7 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
   for (auto& n : topology_.nodes) {
     if (n.get() == seed) continue;
     CommandOutcome r = co_await n->client->Command(Argv("CLUSTER", "NODES"));
+    if (Denied(r, Argv("CLUSTER", "NODES"), n->address.ToString())) co_return false;
     const bool same = r.ok() && [&] {
       Expected<std::vector<ClusterNodeLine>> other = ParseClusterNodes(r.reply.str);
       return other.ok() && signature(*other) == view;
@@ -512,6 +542,7 @@ Task<bool> Discovery::Cluster(GroupNode* seed) {
                              " have different CLUSTER NODES views (primaries, slots, replicas)");
     }
     CommandOutcome info = co_await n->client->Command(Argv("CLUSTER", "INFO"));
+    if (Denied(info, Argv("CLUSTER", "INFO"), n->address.ToString())) co_return false;
     const std::string state = info.ok() ? Field(ParseInfo(info.reply.str), "cluster_state") : "";
     if (state != "ok") {
       co_return Inconsistent("cluster_state on " + n->address.ToString() + " is " +
@@ -573,6 +604,10 @@ Task<std::string> Recheck(Topology& topology) {
         }
       }
       CommandOutcome r = co_await n->client->Command(Argv("INFO", "replication"));
+      if (r.denied()) {
+        co_return NoPermText(n->client->auth().username, Argv("INFO", "replication"),
+                             n->address.ToString(), r.reply.str);
+      }
       if (!r.ok()) co_return n->address.ToString() + " no longer answers INFO: " + r.Error();
       const auto info = ParseInfo(r.reply.str);
       const bool primary = Field(info, "role") == "master";

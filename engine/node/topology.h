@@ -89,6 +89,10 @@ struct Topology {
   std::string unreachable;
   // Why the topology-consistent gate refuses, else empty.
   std::string inconsistent;
+  // A NOPERM met on the way (NoPermText: the user, the command, the node), else empty. It stops
+  // discovery and is reported as itself, never as what the missing reply would have shown (a
+  // ROLE refused is not "no replicas"); for describe it is also the `inconsistent` reason.
+  std::string denied;
   // What was found, in one line each, for the gates' evidence.
   std::string resolved_evidence;
   std::string topology_evidence;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "failpoint.h"
 #include "finalsnap/text.h"
 #include "operation.h"
 
@@ -95,6 +96,7 @@ Task<Verdict> Operation::CaptureShard(ShardRun& run) {
     });
     capture.OnProgress([this, r, &capture](uint64_t bytes) {
       r->progress_bytes = bytes;
+      if (bytes >= (1 << 20)) detail::Failpoint("capture/mid-capture");
       if (!r->expected_bytes) r->expected_bytes = capture.declared_length();
       Progress();
     });
@@ -132,7 +134,14 @@ Task<Verdict> Operation::CaptureShard(ShardRun& run) {
     co_return Refuse("InvalidSnapshotState",
                      pr.rdb_error ? pr.rdb_error->ToString() : pr.status.message(), "", where);
   }
-  if (!pr.status.ok()) co_return Refuse("InvalidSnapshotState", pr.status.message(), "", where);
+  if (!pr.status.ok()) {
+    // The compressor's writes to the snapshot file (a full disk: "write: No space left on
+    // device").
+    co_return Refuse("InvalidSnapshotState",
+                     "storing the snapshot file " + FileFor(*run.shard) + " of " + where + " in " +
+                         fleet_.storage.path.string() + " failed: " + pr.status.message(),
+                     pr.status.message(), where);
+  }
   const std::string framing = target_.settings().capture == CaptureMode::kBgsaveFile
                                   ? "BGSAVE file"
                                   : run.capture_result.framing + " framing";
@@ -210,18 +219,30 @@ Task<Verdict> Operation::CaptureBgsaveFile(ShardRun& run) {
     auto it = f.find(k);
     return it == f.end() ? std::string() : it->second;
   };
-  const auto before = co_await Persistence(node);
-  CommandOutcome last_before = co_await node.Command(Argv("LASTSAVE"));
-  CommandOutcome bg = co_await node.Command(Argv("BGSAVE"));
+  const double deadline =
+      Ms() + (target_.settings().transfer_timeout_ms > 0 ? target_.settings().transfer_timeout_ms
+                                                         : 24.0 * 3600 * 1000);
+  // A save already running (the server's own `save` schedule, or the fork of a replica's sync
+  // that is still finishing) started before the pause, so it is not this cut: wait for it to
+  // end, then start ours.
+  std::map<std::string, std::string> before;
+  CommandOutcome last_before;
+  CommandOutcome bg;
+  for (;;) {
+    before = co_await Persistence(node);
+    last_before = co_await node.Command(Argv("LASTSAVE"));
+    bg = co_await node.Command(Argv("BGSAVE"));
+    if (bg.ok() || bg.Error().find("already in progress") == std::string::npos) break;
+    if (Ms() > deadline) co_return fail("BGSAVE refused until the deadline: " + bg.Error());
+    if (Stopping()) co_return fail("stopped while waiting for the node's own save to end");
+    co_await detail::Sleep(loop_, milliseconds(20));
+  }
   if (!bg.ok()) co_return fail("BGSAVE refused: " + bg.Error());
   // "Background saving started" means the child has forked: the file will be the point-in-time
   // image, and a snapshot that keeps the node running lets writes go on. "scheduled" means it
   // forks later, so the pause holds until the save is seen running.
   bool forked = bg.reply.str.find("started") != std::string::npos;
   if (forked && !Destroys() && run.paused) co_await Unpause(run);
-  const double deadline = Ms() + (target_.settings().transfer_timeout_ms > 0
-                                      ? target_.settings().transfer_timeout_ms
-                                      : 24.0 * 3600 * 1000);
   for (;;) {
     const auto f = co_await Persistence(node);
     if (f.empty()) co_return fail("INFO persistence failed");

@@ -144,6 +144,38 @@ Task<std::vector<T>> Gather(std::vector<Task<std::vector<T>>> tasks) {
   co_return out;
 }
 
+// What the storage's journals say of the fleet's targets, by lower-case id: "deleting" for a
+// delete under way (in any process using this storage) or pending after an interruption,
+// "snapshotting" for a create-snapshot under way.
+struct JournalStatuses {
+  std::map<std::string, std::string> clusters;
+  std::map<std::string, std::string> groups;
+
+  explicit JournalStatuses(const Fleet& fleet) {
+    for (const ops::FoundJournal& f : ops::ScanJournals(fleet.storage.path)) {
+      if (!f.state.ok()) continue;
+      const ops::JournalState& j = *f.state;
+      std::string status;
+      if (f.running) {
+        status = j.Destroys() ? "deleting" : "snapshotting";
+      } else if (j.PendingDelete()) {
+        status = "deleting";
+      } else {
+        continue;
+      }
+      (j.target_kind == "group" ? groups : clusters)[Lower(j.target)] = status;
+    }
+  }
+  // The status of a cache cluster (a member: `group` is its group's id), or "".
+  std::string Of(const std::string& id, const std::string& group = "") const {
+    if (auto it = clusters.find(Lower(id)); it != clusters.end()) return it->second;
+    if (auto it = groups.find(Lower(group)); !group.empty() && it != groups.end()) {
+      return it->second;
+    }
+    return "";
+  }
+};
+
 }  // namespace
 
 std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
@@ -181,6 +213,12 @@ std::vector<CacheClusterInfo> DescribeCacheClusters(const Fleet& fleet,
       }
     }
   }
+  const JournalStatuses journals(fleet);
+  for (CacheClusterInfo& info : out) {
+    if (std::string s = journals.Of(info.cache_cluster_id, info.replication_group_id); !s.empty()) {
+      info.status = s;
+    }
+  }
   return out;
 }
 
@@ -191,7 +229,19 @@ std::vector<ReplicationGroupInfo> DescribeReplicationGroups(const Fleet& fleet,
   for (const ReplicationGroupEntry& g : fleet.replication_groups) {
     if (!id || fleet.FindReplicationGroup(*id) == &g) groups.push_back(DescribeGroup(loop, g));
   }
-  return detail::RunToCompletion(loop, Gather(std::move(groups)));
+  std::vector<ReplicationGroupInfo> out = detail::RunToCompletion(loop, Gather(std::move(groups)));
+  const JournalStatuses journals(fleet);
+  for (ReplicationGroupInfo& g : out) {
+    if (std::string s = journals.Of("", g.replication_group_id); !s.empty()) g.status = s;
+    for (NodeGroupInfo& ng : g.node_groups) {
+      for (GroupMember& m : ng.members) {
+        if (std::string s = journals.Of(m.cache_cluster_id, g.replication_group_id); !s.empty()) {
+          m.status = s;
+        }
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace finalsnap

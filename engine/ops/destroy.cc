@@ -1,5 +1,6 @@
 // destroy: topology-consistent (again) -> nodes-shutdown, then the sentinels forget the group.
 // Reached only when every earlier gate passed.
+#include "failpoint.h"
 #include "operation.h"
 #include "tcp_probe.h"
 
@@ -25,7 +26,11 @@ Task<Verdict> Operation::RecheckTopology() {
 
 // nodes-shutdown: replicas before primaries (a primary shut down first would be failed over).
 Task<Verdict> Operation::ShutDownNodes() {
-  for (GroupNode* n : destroy_order_) {
+  for (size_t i = 0; i < destroy_order_.size(); ++i) {
+    GroupNode* n = destroy_order_[i];
+    if (n->primary && i > 0 && !destroy_order_[i - 1]->primary) {
+      detail::Failpoint("destroy/replicas-shutdown");
+    }
     if (Verdict r = co_await ShutDown(*n)) co_return r;
   }
   if (!topology_.sentinels.empty()) co_await ForgetInSentinels();
@@ -46,6 +51,8 @@ Task<Verdict> Operation::ShutDown(GroupNode& node) {
                        "cannot reconnect: " + s.message(), where);
     }
   }
+  if (Verdict j = Journaled({{"event", "shutdown"}, {"node", where}})) co_return j;
+  shutdown_sent_ = true;
   CommandOutcome r = co_await node.client->Command(Argv("SHUTDOWN", "NOSAVE"));
   if (r.status.ok() && r.reply.is_error()) {
     co_return Refuse(target_.StateFault(),
@@ -74,6 +81,7 @@ Task<Verdict> Operation::ShutDown(GroupNode& node) {
     }
     co_await detail::Sleep(loop_, milliseconds(20));
   }
+  if (journal_) (void)journal_->Append({{"event", "down"}, {"node", where}});
   Pass(std::string(node.primary ? "primary" : "replica") +
            ": SHUTDOWN NOSAVE closed the connection; a new connection is refused (" + last + ")",
        where);

@@ -2,7 +2,13 @@
 // the nodes back, the dry run's plan and the result's shapes.
 #include "operation.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <span>
+
+#include "failpoint.h"
+#include "finalsnap/text.h"
 
 namespace finalsnap::ops {
 
@@ -11,6 +17,8 @@ namespace finalsnap::ops {
 const Operation::Gate Operation::kGates[] = {
     {"preflight", "target-resolved", When::kAlways, &Operation::ResolveTarget},
     {"preflight", "topology-consistent", When::kAlways, &Operation::CheckTopology},
+    {"preflight", "permissions", When::kAlways, &Operation::CheckPermissions},
+    {"preflight", "target-claimed", When::kAlways, &Operation::ClaimTarget},
     {"preflight", "snapshot-name-free", When::kSnapshot, &Operation::ClaimName},
     {"preflight", "storage-ready", When::kSnapshot, &Operation::CheckStorage},
     {"capture", "rdb-complete", When::kSnapshot, nullptr, &Operation::PrepareShard, /*ahead=*/true},
@@ -22,6 +30,18 @@ const Operation::Gate Operation::kGates[] = {
     {"store", "durable", When::kSnapshot, &Operation::Commit},
     {"store", "readback", When::kSnapshot, &Operation::ReadBack},
     {"destroy", "topology-consistent", When::kDestroy, &Operation::RecheckTopology},
+    {"destroy", "nodes-shutdown", When::kDestroy, &Operation::ShutDownNodes},
+};
+
+// Finishing a delete that an earlier run took past its point of no return (its journal says
+// `proven`) and then died: the snapshot is already stored and proven, so only the nodes that are
+// still up are claimed (no second finalsnap may finish it at the same time), checked against
+// the journal and shut down (resume.cc).
+const Operation::Gate Operation::kResumeGates[] = {
+    {"preflight", "target-resolved", When::kAlways, &Operation::ResumeTarget},
+    {"preflight", "target-claimed", When::kAlways, &Operation::ClaimTarget},
+    {"preflight", "snapshot-available", When::kSnapshot, &Operation::CheckResumedSnapshot},
+    {"destroy", "topology-consistent", When::kDestroy, &Operation::RecheckResumed},
     {"destroy", "nodes-shutdown", When::kDestroy, &Operation::ShutDownNodes},
 };
 
@@ -83,15 +103,32 @@ bool Operation::Applies(const Gate& g) const {
   return false;
 }
 
+// Failpoints (core/failpoint.h, test-only): "journal-written", "<phase>/<gate>" after each gate
+// passes (e.g. "quiesce/writes-paused", "store/durable", "store/readback"), "capture/mid-capture"
+// once a shard has received 1 MiB, and "destroy/replicas-shutdown" between the replicas' and the
+// primaries' shutdown.
 Task<OperationResult> Operation::Main() {
   start_ms_ = Ms();
-  Verdict refusal;
-  for (const Gate& g : kGates) {
+  Verdict refusal = co_await Recover();
+  const std::span<const Gate> gates =
+      resuming_ ? std::span<const Gate>(kResumeGates) : std::span<const Gate>(kGates);
+  for (const Gate& g : gates) {
+    if (refusal) break;
     if (!Applies(g)) continue;
     if (options_.dry_run && g.phase != "preflight") break;
     refusal = Interrupted();
     if (refusal) break;
     gate_ = &g;
+    if (!options_.dry_run && !journal_ && g.phase != "preflight") {
+      refusal = OpenJournal(g);
+      if (refusal) break;
+      detail::Failpoint("journal-written");
+    }
+    // Without a snapshot, a destroy's point of no return is its first destroy gate.
+    if (g.when == When::kDestroy && !resuming_) {
+      refusal = Proven();
+      if (refusal) break;
+    }
     if (!g.ahead) Enter(g.phase);
     // Named, as in Step().
     Task<Verdict> task = g.whole != nullptr ? (this->*g.whole)() : OnEveryShard(g.each);
@@ -99,6 +136,7 @@ Task<OperationResult> Operation::Main() {
     // A step that failed because the operation was cancelled reports the cancellation.
     if (refusal && interrupted_) refusal = Interrupted();
     if (refusal) break;
+    if (!g.ahead) detail::Failpoint(std::string(g.phase) + "/" + std::string(g.gate));
   }
   gate_ = nullptr;
   if (refusal) {
@@ -110,7 +148,8 @@ Task<OperationResult> Operation::Main() {
                           ? refusal->message
                           : "gate " + refusal->gate + " refused: " + refusal->message;
     if (writer_) writer_->Abort();
-    co_await PutBack(/*everything=*/true);
+    const bool back = co_await PutBack(/*everything=*/true);
+    CloseJournal(back, /*refused=*/true);
     Describe("available");
     co_return result_;
   }
@@ -120,7 +159,8 @@ Task<OperationResult> Operation::Main() {
     result_.ok = true;
     co_return result_;
   }
-  co_await PutBack(/*everything=*/false);
+  const bool back = co_await PutBack(/*everything=*/false);
+  CloseJournal(back, /*refused=*/false);
   Describe(finish_ == Finish::kKeep ? "available" : "deleted");
   result_.ok = true;
   co_return result_;
@@ -196,6 +236,11 @@ void Operation::Record(std::string_view gate, bool passed, const std::string& ev
 void Operation::Enter(std::string_view phase) {
   if (phase == phase_) return;
   phase_ = std::string(phase);
+  if (journal_) {
+    if (Status s = journal_->Append({{"event", "phase"}, {"phase", phase_}}); !s.ok()) {
+      result_.notes.push_back(s.message());
+    }
+  }
   if (!options_.observer) return;
   OperationEvent e;
   e.kind = OperationEvent::Kind::kPhase;
@@ -221,8 +266,10 @@ std::string Operation::FileFor(const GroupShard& shard) const {
 
 // Unpauses and puts back the config of every node that is still running (everything: after a
 // refusal; else the survivors of a destroy). A command that timed out closed its connection: a
-// new one is opened to put the node back.
+// new one is opened to put the node back. False if some setting could not be put back (the
+// journal then stays, for `finalsnap recover`).
 Task<bool> Operation::PutBack(bool everything) {
+  bool all = true;
   for (auto& run : runs_) {
     const bool primary_left = everything || Survives(run->shard->primary);
     const bool source_left = everything || Survives(run->source);
@@ -230,8 +277,8 @@ Task<bool> Operation::PutBack(bool everything) {
     nodes.push_back(run->shard->primary);
     if (run->source != run->shard->primary) nodes.push_back(run->source);
     for (GroupNode* n : nodes) {
-      const bool needed = n == run->shard->primary ? primary_left && run->paused
-                                                   : source_left && !run->config_changes.empty();
+      const bool needed = (n == run->shard->primary && primary_left && run->paused) ||
+                          (n == run->source && source_left && !run->config_changes.empty());
       if (needed && !n->client->connected()) {
         Status again = co_await n->client->Connect();
         if (!again.ok()) {
@@ -249,9 +296,12 @@ Task<bool> Operation::PutBack(bool everything) {
                                 std::to_string(target_.settings().pause_timeout_ms) + " ms");
       }
     }
-    if (source_left) co_await RestoreConfig(*run);
+    if (source_left) {
+      const int failed = co_await RestoreConfig(*run);
+      if (failed != 0) all = false;
+    }
   }
-  co_return true;
+  co_return all;
 }
 
 // A dry run's answer: what the operation would do, step by step, after preflight passed.

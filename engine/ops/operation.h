@@ -28,6 +28,7 @@
 
 #include "async.h"
 #include "finalsnap/engine.h"
+#include "journal.h"
 #include "loop.h"
 #include "node_client.h"
 #include "pipeline.h"
@@ -128,6 +129,9 @@ struct ShardRun {
 class Operation {
  public:
   Operation(const Fleet& fleet, Target target, const OperationOptions& options);
+  // Repairs the storage's abandoned journals first (not in a dry run), then runs the operation,
+  // or, when an earlier run of this very delete passed its point of no return and died, finishes
+  // that one (journal.h, kResumeGates).
   OperationResult Run(Finish finish, std::optional<std::string> snapshot);
 
   // One row of the gate table: a named step of a phase.
@@ -145,6 +149,8 @@ class Operation {
 
  private:
   static const Gate kGates[];
+  // An interrupted delete, finished: the nodes still up are checked and shut down.
+  static const Gate kResumeGates[];
 
   // Wall-clock milliseconds (not the loop's cached time: fsync and readback block the loop).
   static double Ms();
@@ -182,6 +188,13 @@ class Operation {
   Task<Verdict> ClaimName();
   Verdict BeginSnapshot();
   Task<Verdict> CheckStorage();
+  // permissions.cc: every command the operation will send, checked for the ACL user on the
+  // node it goes to (ACL DRYRUN, else a harmless probe, else "unchecked").
+  Task<Verdict> CheckPermissions();
+  // claim.cc: one operation per target, fleet-wide: every node named finalsnap:<id> on the
+  // command connection, then no other finalsnap claim in CLIENT LIST.
+  Task<Verdict> ClaimTarget();
+  std::string claim_name_;  // "finalsnap:<16 hex digits>", random per operation
   // quiesce.cc
   Task<Verdict> PauseWrites(ShardRun& run);
   Task<bool> Unpause(ShardRun& run);
@@ -204,6 +217,24 @@ class Operation {
   Task<Verdict> ShutDownNodes();
   Task<Verdict> ShutDown(GroupNode& node);
   Task<bool> ForgetInSentinels();
+  // journal (operation.cc): the events an operation writes before it acts (journal.h).
+  std::string CommandName() const;
+  JournalState Header() const;
+  // Creates the journal before the first step that may change a node.
+  Verdict OpenJournal(const Gate& g);
+  // Appends `event`; a refusal of the current gate if it cannot be written.
+  Verdict Journaled(const nlohmann::json& event);
+  // The point of no return of a destroy (and the end of a create-snapshot's proof).
+  Verdict Proven();
+  // Before Main(): repairs abandoned journals, then adopts this target's pending delete, or
+  // refuses when another command meets one.
+  Task<Verdict> Recover();
+  // Once the operation ended: the journal goes, unless something is left to repair or finish.
+  void CloseJournal(bool put_back, bool refused);
+  // resume.cc: the gates of kResumeGates.
+  Task<Verdict> ResumeTarget();
+  Task<Verdict> CheckResumedSnapshot();
+  Task<Verdict> RecheckResumed();
   // operation.cc
   Task<bool> PutBack(bool everything);
   void Plan();
@@ -235,6 +266,10 @@ class Operation {
   std::optional<std::string> interrupted_;
   // The first refusal of a step run on every shard: it stops the other shards.
   std::optional<Refusal> first_refusal_;
+  // The operation's journal, once it exists; on a resume, the interrupted run's, adopted.
+  std::unique_ptr<Journal> journal_;
+  bool resuming_ = false;
+  bool shutdown_sent_ = false;  // some node was sent SHUTDOWN NOSAVE by this run
 };
 
 // A cache cluster id: a standalone node of the fleet file, or a member of one of its groups
@@ -244,6 +279,10 @@ std::optional<Target> ResolveCacheCluster(const Fleet& fleet, std::string_view i
 // ReplicationGroup's fields for the group `group_id` as discovered (describe.cc): its status
 // says whether it answered and agreed, each member's whether it is snapshotting.
 ReplicationGroupInfo GroupInfoOf(const std::string& group_id, const detail::Topology& t);
+
+// Repairs every abandoned journal under the fleet's storage (recover.cc): the body of Recover().
+Task<RecoveryReport> RecoverJournals(Loop& loop, const Fleet& fleet,
+                                     const std::function<void(const OperationEvent&)>& observer);
 
 // "db0 5 keys/1 expires, db3 ..." or "no keys".
 std::string KeyspaceText(const std::map<uint64_t, rdb::DbCounts>& m);

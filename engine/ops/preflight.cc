@@ -1,4 +1,5 @@
-// preflight: target-resolved -> topology-consistent -> snapshot-name-free -> storage-ready.
+// preflight: target-resolved -> topology-consistent -> (permissions.cc, claim.cc) ->
+// snapshot-name-free -> storage-ready.
 // Nothing on a node changes here; the partial snapshot directory is created (the name claimed)
 // so that its fsyncs never lengthen the pause.
 #include "operation.h"
@@ -25,6 +26,14 @@ Task<Verdict> Operation::ResolveTarget() {
   request.timeouts = detail::NodeTimeouts{milliseconds(settings.connect_timeout_ms),
                                           milliseconds(settings.command_timeout_ms)};
   topology_ = co_await detail::Discover(loop_, request);
+  if (!topology_.denied.empty()) {
+    // A command discovery needs was refused by the ACL: that is the cause, said as such (not
+    // "no replicas" for a ROLE that was refused). The permissions gate owns every NOPERM.
+    co_return RefuseGate("permissions", target_.StateFault(),
+                         topology_.denied + ", needed to discover the " +
+                             (topology_.is_group ? "group" : "node") +
+                             "; nothing was changed on any node");
+  }
   if (!topology_.unreachable.empty()) {
     co_return Refuse(target_.StateFault(),
                      target_.Noun() + " is not reachable: " + topology_.unreachable,

@@ -24,6 +24,14 @@ Task<Verdict> Operation::PauseWrites(ShardRun& run) {
       if (!get.ok() || get.reply.elements.size() != 2) continue;  // renamed CONFIG: leave it
       const std::string original = get.reply.elements[1].str;
       if (original == value) continue;
+      // Journaled before the change: a crash from here on puts back this value, never the
+      // node's current one.
+      if (Verdict r = Journaled({{"event", "config"},
+                                 {"node", run.source->address.ToString()},
+                                 {"name", name},
+                                 {"original", original}})) {
+        co_return r;
+      }
       CommandOutcome set = co_await node.Command(Argv("CONFIG", "SET", name, value));
       if (set.ok()) run.config_changes.push_back({name, original, value});
     }
@@ -36,6 +44,7 @@ Task<Verdict> Operation::PauseWrites(ShardRun& run) {
   const bool write_mode = primary.facts.AtLeast(6, 2);
   run.pause_command = Argv("CLIENT", "PAUSE", std::to_string(timeout_ms));
   if (write_mode) run.pause_command.push_back("WRITE");
+  if (Verdict r = Journaled({{"event", "pause"}, {"node", where}})) co_return r;
   CommandOutcome paused = co_await primary.client->Command(run.pause_command);
   if (!paused.ok()) {
     co_return Refuse(target_.StateFault(), "CLIENT PAUSE on " + where + " failed: " + paused.Error(),
@@ -131,12 +140,15 @@ Task<int> Operation::RestoreConfig(ShardRun& run) {
   const std::string where = runs_.size() > 1 || run.source != run.shard->primary
                                 ? " on " + run.source->address.ToString()
                                 : "";
+  bool gone = false;
   for (const ConfigChange& c : run.config_changes) {
     CommandOutcome r;
-    for (int attempt = 0; attempt < 3; ++attempt) {
+    for (int attempt = 0; attempt < 3 && !gone; ++attempt) {
       if (!node.connected()) {
-        if (Status s = co_await node.Connect(); !s.ok()) {
+        if (Status s = co_await node.Connect(attempt == 0 ? node.timeouts().command : patient);
+            !s.ok()) {
           r.status = s;
+          gone = detail::NothingListening(s);
           continue;
         }
       }
@@ -147,6 +159,10 @@ Task<int> Operation::RestoreConfig(ShardRun& run) {
     if (r.ok()) {
       result_.notes.push_back("set " + c.name + where + " to " + c.applied +
                               " for the transfer and put it back to " + c.original);
+    } else if (gone) {
+      result_.notes.push_back(run.source->address.ToString() + " is not running, so " + c.name +
+                              " needs no putting back (a restarted server reads its "
+                              "configuration file)");
     } else {
       ++failed;
       result_.notes.push_back("could not put " + c.name + where + " back to " + c.original +

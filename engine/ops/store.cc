@@ -50,6 +50,7 @@ Task<Verdict> Operation::Commit() {
   if (Status s = writer_->Commit(manifest_, &evidence); !s.ok()) {
     co_return Refuse("InvalidSnapshotState", s.message());
   }
+  if (Verdict r = Journaled({{"event", "durable"}})) co_return r;
   Pass(evidence);
   co_return std::nullopt;
 }
@@ -67,6 +68,8 @@ Task<Verdict> Operation::ReadBack() {
     (void)store_->Delete(*snapshot_name_);
     co_return Refuse("InvalidSnapshotState", s.message());
   }
+  // The point of no return of a final snapshot's delete (journal.h).
+  if (Verdict r = Proven()) co_return r;
   Pass(evidence);
   manifest_.gates = result_.gates;
   if (Status s = store_->ReplaceManifest(manifest_); !s.ok()) {

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -32,6 +33,20 @@ constexpr size_t kMaxNameLength = 255;
 // A manifest is a few KiB even for a large cluster; anything far bigger is not one of ours.
 constexpr uint64_t kMaxManifestBytes = uint64_t{16} << 20;
 constexpr int kMaxSlot = 16383;
+// Bounds on what a manifest may hold. Ours stay far below them; a manifest beyond one is not
+// one of ours, and would make every reader (describe, restore, the API) do unbounded work.
+// Redis Cluster tops out near 1000 shards; ElastiCache allows 500 node groups.
+constexpr size_t kMaxNodeSnapshots = 1024;
+constexpr size_t kMaxGates = 64 * kMaxNodeSnapshots;
+constexpr size_t kMaxDatabases = 1 << 16;
+// A gate's evidence can say something of every node (readback's is some 400 bytes a file);
+// other strings are ids, names, addresses, versions and times.
+constexpr size_t kMaxEvidenceBytes = 1 << 20;
+constexpr size_t kMaxStringBytes = 1024;
+// 1 PiB: more than any node's memory, small enough that sums over a snapshot cannot overflow.
+constexpr uint64_t kMaxBytes = uint64_t{1} << 50;
+// Keys and expires per database; Redis counts them in 64 bits, but 2^48 is past any real node.
+constexpr uint64_t kMaxKeys = uint64_t{1} << 48;
 
 // Thrown inside SnapshotFromJson only, and caught there: the path of the bad field and why.
 struct FieldError {
@@ -40,6 +55,23 @@ struct FieldError {
 
 [[noreturn]] void Fail(const std::string& path, const std::string& what) {
   throw FieldError{path + ": " + what};
+}
+
+// A value as an error message may show it: quoted when short and printable, else only its size,
+// so that a hostile or corrupt manifest cannot fill a terminal or a log line.
+std::string Shown(std::string_view value) {
+  const bool printable = std::all_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (value.size() <= 64 && printable) return Quote(value);
+  return "(a value of " + std::to_string(value.size()) + " bytes, not shown)";
+}
+
+// ElastiCache's node group ids are four digits ("0001"); restore makes a directory of one, so
+// nothing else may pass.
+bool IsNodeGroupId(std::string_view id) {
+  return id.size() == 4 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 const Json* Find(const Json& object, const char* key) {
@@ -54,7 +86,13 @@ std::string GetString(const Json& object, const char* key, const std::string& pa
     return {};
   }
   if (!value->is_string()) Fail(path + key, "expected a string");
-  return value->get<std::string>();
+  const std::string& text = value->get_ref<const std::string&>();
+  const size_t limit = std::string_view(key) == "Evidence" ? kMaxEvidenceBytes : kMaxStringBytes;
+  if (text.size() > limit) {
+    Fail(path + key, std::to_string(text.size()) + " bytes is longer than the " +
+                         std::to_string(limit) + " allowed");
+  }
+  return text;
 }
 
 uint64_t GetUint(const Json& object, const char* key, const std::string& path, bool required) {
@@ -65,6 +103,14 @@ uint64_t GetUint(const Json& object, const char* key, const std::string& path, b
   }
   if (!value->is_number_unsigned()) Fail(path + key, "expected a non-negative integer");
   return value->get<uint64_t>();
+}
+
+// GetUint, bounded.
+uint64_t GetUintAtMost(const Json& object, const char* key, const std::string& path, bool required,
+                       uint64_t max) {
+  const uint64_t value = GetUint(object, key, path, required);
+  if (value > max) Fail(path + key, "out of range (at most " + std::to_string(max) + ")");
+  return value;
 }
 
 int GetInt(const Json& object, const char* key, const std::string& path, bool required) {
@@ -79,11 +125,16 @@ int GetInt(const Json& object, const char* key, const std::string& path, bool re
   return static_cast<int>(v);
 }
 
-const Json& GetArray(const Json& object, const char* key, const std::string& path) {
+const Json& GetArray(const Json& object, const char* key, const std::string& path,
+                     size_t max_size) {
   static const Json kEmpty = Json::array();
   const Json* value = Find(object, key);
   if (value == nullptr) return kEmpty;
   if (!value->is_array()) Fail(path + key, "expected an array");
+  if (value->size() > max_size) {
+    Fail(path + key, std::to_string(value->size()) + " entries; at most " +
+                         std::to_string(max_size) + " are allowed");
+  }
   return *value;
 }
 
@@ -94,7 +145,7 @@ std::vector<std::pair<int, int>> SlotsFromString(std::string_view text, const st
     const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
     if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || value < 0 ||
         value > kMaxSlot) {
-      Fail(path, "bad slot " + Quote(s) + " (expected 0-16383)");
+      Fail(path, "bad slot " + Shown(s) + " (expected 0-16383)");
     }
     return value;
   };
@@ -105,7 +156,7 @@ std::vector<std::pair<int, int>> SlotsFromString(std::string_view text, const st
     const size_t dash = range.find('-');
     const int first = parse_slot(range.substr(0, dash));
     const int last = dash == std::string_view::npos ? first : parse_slot(range.substr(dash + 1));
-    if (last < first) Fail(path, "slot range " + Quote(range) + " runs backwards");
+    if (last < first) Fail(path, "slot range " + Shown(range) + " runs backwards");
     slots.emplace_back(first, last);
   }
   return slots;
@@ -147,16 +198,21 @@ NodeSnapshot NodeSnapshotFromJson(const Json& j, const std::string& path) {
   const std::string p = path + ".";
   NodeSnapshot node;
   node.node_group_id = GetString(j, "NodeGroupId", p, true);
+  if (!IsNodeGroupId(node.node_group_id)) {
+    Fail(p + "NodeGroupId",
+         Shown(node.node_group_id) + " is not a node group id (four digits, as \"0001\")");
+  }
   node.cache_node_id = GetString(j, "CacheNodeId", p, false);
   node.cache_cluster_id = GetString(j, "CacheClusterId", p, false);
   if (Find(j, "CacheSizeBytes") != nullptr) {
-    node.cache_size = GetUint(j, "CacheSizeBytes", p, true);
+    node.cache_size = GetUintAtMost(j, "CacheSizeBytes", p, true, kMaxBytes);
   } else if (const std::string size = GetString(j, "CacheSize", p, false); !size.empty()) {
     // A manifest written by hand, with ElastiCache's "<n> MB" only.
     uint64_t mb = 0;
     const auto [ptr, ec] = std::from_chars(size.data(), size.data() + size.size(), mb);
-    if (ec != std::errc() || std::string_view(ptr) != " MB") {
-      Fail(p + "CacheSize", "expected \"<n> MB\"");
+    if (ec != std::errc() || std::string_view(ptr, size.data() + size.size() - ptr) != " MB" ||
+        mb > (kMaxBytes >> 20)) {
+      Fail(p + "CacheSize", "expected \"<n> MB\" (at most 1 PiB)");
     }
     node.cache_size = mb << 20;
   }
@@ -168,13 +224,15 @@ NodeSnapshot NodeSnapshotFromJson(const Json& j, const std::string& path) {
   }
   node.source_endpoint = GetString(j, "SourceEndpoint", p, false);
   node.file = GetString(j, "File", p, true);
+  // The manifest is data read from disk: its file names must not lead out of the snapshot.
+  if (Status s = detail::CheckFileName(node.file); !s.ok()) Fail(p + "File", s.message());
   const std::string compression = GetString(j, "Compression", p, true);
   const std::optional<Compression> parsed = CompressionFromName(compression);
-  if (!parsed) Fail(p + "Compression", "unknown compression " + Quote(compression));
+  if (!parsed) Fail(p + "Compression", "unknown compression " + Shown(compression));
   node.compression = *parsed;
   node.compression_level = GetInt(j, "CompressionLevel", p, false);
-  node.stored_bytes = GetUint(j, "StoredBytes", p, true);
-  node.rdb_bytes = GetUint(j, "RdbBytes", p, true);
+  node.stored_bytes = GetUintAtMost(j, "StoredBytes", p, true, kMaxBytes);
+  node.rdb_bytes = GetUintAtMost(j, "RdbBytes", p, true, kMaxBytes);
   node.rdb_version = GetInt(j, "RdbVersion", p, true);
   const std::string crc = GetString(j, "Crc64", p, true);
   uint64_t crc_value = 0;
@@ -183,14 +241,14 @@ NodeSnapshot NodeSnapshotFromJson(const Json& j, const std::string& path) {
     Fail(p + "Crc64", "expected 16 hex digits");
   }
   node.crc64 = crc_value;
-  const Json& keyspace = GetArray(j, "Keyspace", p);
+  const Json& keyspace = GetArray(j, "Keyspace", p, kMaxDatabases);
   for (size_t i = 0; i < keyspace.size(); ++i) {
     const std::string kp = p + "Keyspace[" + std::to_string(i) + "]";
     if (!keyspace[i].is_object()) Fail(kp, "expected an object");
-    const uint64_t db = GetUint(keyspace[i], "Db", kp + ".", true);
+    const uint64_t db = GetUintAtMost(keyspace[i], "Db", kp + ".", true, INT32_MAX);
     rdb::DbCounts counts;
-    counts.keys = GetUint(keyspace[i], "Keys", kp + ".", true);
-    counts.expires = GetUint(keyspace[i], "Expires", kp + ".", false);
+    counts.keys = GetUintAtMost(keyspace[i], "Keys", kp + ".", true, kMaxKeys);
+    counts.expires = GetUintAtMost(keyspace[i], "Expires", kp + ".", false, kMaxKeys);
     if (!node.keyspace.emplace(db, counts).second) Fail(kp, "db " + std::to_string(db) + " twice");
   }
   node.repl_id = GetString(j, "ReplicationId", p, false);
@@ -272,20 +330,39 @@ Expected<Snapshot> SnapshotFromJson(std::string_view json) {
     }
     Snapshot s;
     s.snapshot_name = GetString(j, "SnapshotName", "", true);
+    if (Status name = CheckSnapshotName(s.snapshot_name); !name.ok()) {
+      Fail("SnapshotName", Shown(s.snapshot_name) + ": " + name.message());
+    }
     s.snapshot_status = GetString(j, "SnapshotStatus", "", true);
+    if (s.snapshot_status != "creating" && s.snapshot_status != "available" &&
+        s.snapshot_status != "failed" && s.snapshot_status != "deleting") {
+      Fail("SnapshotStatus", "unknown status " + Shown(s.snapshot_status));
+    }
     s.snapshot_source = GetString(j, "SnapshotSource", "", false);
     s.cache_cluster_id = GetString(j, "CacheClusterId", "", false);
     s.replication_group_id = GetString(j, "ReplicationGroupId", "", false);
     s.engine = GetString(j, "Engine", "", false);
     s.engine_version = GetString(j, "EngineVersion", "", false);
     s.num_node_groups = GetInt(j, "NumNodeGroups", "", false);
-    s.final_snapshot_of = GetString(j, "FinalSnapshotOf", "", false);
-    const Json& nodes = GetArray(j, "NodeSnapshots", "");
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      s.node_snapshots.push_back(
-          NodeSnapshotFromJson(nodes[i], "NodeSnapshots[" + std::to_string(i) + "]"));
+    if (s.num_node_groups < 0 || static_cast<size_t>(s.num_node_groups) > kMaxNodeSnapshots) {
+      Fail("NumNodeGroups", "out of range (0 to " + std::to_string(kMaxNodeSnapshots) + ")");
     }
-    const Json& gates = GetArray(j, "Gates", "");
+    s.final_snapshot_of = GetString(j, "FinalSnapshotOf", "", false);
+    const Json& nodes = GetArray(j, "NodeSnapshots", "", kMaxNodeSnapshots);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const std::string np = "NodeSnapshots[" + std::to_string(i) + "]";
+      NodeSnapshot node = NodeSnapshotFromJson(nodes[i], np);
+      // Restore writes one dump.rdb per node group and reads one file per node: a second
+      // entry with either would overwrite or alias the first.
+      for (const NodeSnapshot& earlier : s.node_snapshots) {
+        if (earlier.file == node.file) Fail(np + ".File", "names the same file as an earlier one");
+        if (earlier.node_group_id == node.node_group_id) {
+          Fail(np + ".NodeGroupId", "the same node group as an earlier one");
+        }
+      }
+      s.node_snapshots.push_back(std::move(node));
+    }
+    const Json& gates = GetArray(j, "Gates", "", kMaxGates);
     for (size_t i = 0; i < gates.size(); ++i) {
       const std::string gp = "Gates[" + std::to_string(i) + "]";
       if (!gates[i].is_object()) Fail(gp, "expected an object");
@@ -301,6 +378,10 @@ Expected<Snapshot> SnapshotFromJson(std::string_view json) {
       if (const Json* at = Find(gates[i], "AtMs"); at != nullptr) {
         if (!at->is_number()) Fail(gp + ".AtMs", "expected a number");
         gate.at_ms = at->get<double>();
+        // Milliseconds since the operation began: finite and not negative.
+        if (!(gate.at_ms >= 0 && gate.at_ms <= 1e12)) {
+          Fail(gp + ".AtMs", "out of range");
+        }
       }
       s.gates.push_back(std::move(gate));
     }
@@ -308,8 +389,15 @@ Expected<Snapshot> SnapshotFromJson(std::string_view json) {
   } catch (const FieldError& e) {
     return Status::Error(e.message);
   } catch (const Json::exception& e) {
-    // nlohmann's messages carry the position: "parse error at line 3, column 5: ...".
-    return Status::Error(e.what());
+    // nlohmann's messages carry the position: "parse error at line 3, column 5: ...". They also
+    // quote the token they stopped at ("; last read: '...'"), which can be any length of the
+    // file, escaped: the position says enough.
+    std::string message = e.what();
+    if (const size_t last = message.find("; last read:"); last != std::string::npos) {
+      message.resize(last);
+    }
+    if (message.size() > 512) message = message.substr(0, 512) + "...";
+    return Status::Error(message);
   }
 }
 
@@ -362,8 +450,16 @@ namespace detail {
 Status CheckFileName(std::string_view name) {
   if (name.empty()) return Status::Error("empty file name");
   if (name.size() > kMaxNameLength) return Status::Error("file name longer than 255 characters");
-  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
-    return Status::Error("file name " + Quote(name) + " is not a plain name");
+  // Ours are ids and node group ids with an extension ("0001.rdb.zst"): letters, digits, '.',
+  // '-' and '_' are all a file name needs, and nothing else can hide a path, a control
+  // character or a terminal escape.
+  const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+  });
+  if (!plain) {
+    return Status::Error("file name " + Shown(name) +
+                         " is not a plain name (letters, digits, '.', '-' and '_' only)");
   }
   if (name.front() == '.') return Status::Error("file name " + Quote(name) + " starts with '.'");
   if (name == kManifestName || name == kManifestTmpName) {

@@ -110,11 +110,12 @@ Status Readback(const SnapshotStore& store, std::string_view name, std::string* 
     {
       // Committed files were fsynced, so their cached pages are clean and DONTNEED drops them:
       // the read below then comes from the device, which is what the gate is meant to prove.
-      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (fd.get() < 0) return fail(ErrnoMessage(errno));
+      std::string error;
+      UniqueFd fd(detail::OpenRegularFile(path, &error));
+      if (fd.get() < 0) return fail(error);
       if (::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED) != 0) ++not_dropped;
     }
-    const FileVerification v = VerifyFile(path.string());
+    const FileVerification v = VerifyFile(path.string(), rdb::Options{}, FileKind::kRegular);
     if (v.rdb_error) return fail(v.rdb_error->ToString());
     if (!v.io_error.empty()) return fail(v.io_error);
     if (const std::string diff =

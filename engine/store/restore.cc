@@ -1,16 +1,23 @@
 // RestoreSnapshot (finalsnap/storage.h): a committed snapshot back to dump.rdb files, decoded
 // and validated on the way: each stored file is read through a VerifySink whose tap writes the
 // decoded RDB out, and a dump.rdb that fails validation or the manifest's CRC-64 is removed.
+//
+// Nothing read from the manifest is trusted as a path: LoadManifest has already refused a
+// NodeGroupId that is not four digits and a File that is not a plain name, each is checked again
+// here before it is joined to a path, and a stored file is opened only if it is a regular file
+// (never through a symbolic link, never blocking on a FIFO). Directories are made 0700 and files
+// 0600, whatever the umask.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
 
-#include "file_io.h"
 #include "finalsnap/storage.h"
 #include "finalsnap/text.h"
 #include "finalsnap/verify_sink.h"
+#include "root.h"
 #include "unique_fd.h"
 
 namespace finalsnap {
@@ -23,15 +30,22 @@ using detail::UniqueFd;
 // RDB bytes written in `written`. On failure nothing is left at `out`.
 Status RestoreFile(const std::filesystem::path& in, const std::filesystem::path& out,
                    const NodeSnapshot& node, uint64_t* written) {
-  const UniqueFd in_fd(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in_fd.get() < 0) {
-    return Status::Error("cannot open " + in.string() + ": " + ErrnoMessage(errno));
-  }
-  UniqueFd out_fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  std::string open_error;
+  const UniqueFd in_fd(detail::OpenRegularFile(in, &open_error));
+  if (in_fd.get() < 0) return Status::Error("cannot open " + in.string() + ": " + open_error);
+  UniqueFd out_fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (out_fd.get() < 0) {
     const int err = errno;
     return Status::Error("cannot create " + out.string() + ": " + ErrnoMessage(err) +
                          (err == EEXIST ? " (restore never overwrites a dump.rdb)" : ""));
+  }
+  // The mode given to open is filtered by the umask; a dump.rdb holds the whole data set.
+  if (::fchmod(out_fd.get(), 0600) != 0) {
+    const int err = errno;
+    out_fd.Reset();
+    std::error_code ec;
+    std::filesystem::remove(out, ec);
+    return Status::Error("chmod " + out.string() + ": " + ErrnoMessage(err));
   }
   VerifySink sink(node.compression, {}, [&](std::span<const uint8_t> decoded) {
     if (Status s = detail::WriteAll(out_fd.get(), decoded); !s.ok()) {
@@ -65,15 +79,35 @@ RestoreResult RestoreSnapshot(const SnapshotStore& store, std::string_view name,
   const std::optional<Snapshot> snapshot = store.Describe(name);
   const std::optional<std::filesystem::path> dir = store.SnapshotDir(name);
   if (!snapshot || !dir || snapshot->snapshot_status != "available") {
-    result.status = Status::Error("Snapshot " + std::string(name) + " not found or not available");
+    std::string message = "Snapshot " + std::string(name) + " not found or not available";
+    if (snapshot && !snapshot->status_message.empty()) message += ": " + snapshot->status_message;
+    result.status = Status::Error(std::move(message));
     return result;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(target_dir, ec);
+  // Every name is checked before anything is created, so that a bad one leaves nothing behind.
+  for (const NodeSnapshot& node : snapshot->node_snapshots) {
+    const bool group_ok = node.node_group_id.size() == 4 &&
+                          node.node_group_id.find_first_not_of("0123456789") == std::string::npos;
+    Status file_ok = detail::CheckFileName(node.file);
+    if (!group_ok || !file_ok.ok()) {
+      result.status = Status::Error(
+          "Snapshot " + snapshot->snapshot_name + ": the manifest names " +
+          (group_ok ? "a file that is not a plain name" : "a NodeGroupId that is not four digits") +
+          "; nothing was restored");
+      return result;
+    }
+  }
+  if (Status s = detail::CreateDirectories(target_dir, 0700); !s.ok()) {
+    result.status = std::move(s);
+    return result;
+  }
   for (const NodeSnapshot& node : snapshot->node_snapshots) {
     const std::filesystem::path out_dir =
         snapshot->node_snapshots.size() == 1 ? target_dir : target_dir / node.node_group_id;
-    std::filesystem::create_directories(out_dir, ec);
+    if (Status s = detail::CreateDirectories(out_dir, 0700); !s.ok()) {
+      result.status = std::move(s);
+      return result;
+    }
     const std::filesystem::path out = out_dir / "dump.rdb";
     uint64_t written = 0;
     if (Status s = RestoreFile(*dir / node.file, out, node, &written); !s.ok()) {

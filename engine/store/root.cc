@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <random>
@@ -93,6 +95,7 @@ RootScan ScanRoot(const fs::path& root) {
   std::error_code ec;
   for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
+    scan.names.push_back(name);
     std::error_code type_ec;
     // symlink_status: a symbolic link is never a snapshot, so nothing is followed out of the root.
     const fs::file_status status = it->symlink_status(type_ec);
@@ -128,14 +131,34 @@ const RootScan::Committed* FindCommitted(const RootScan& scan, std::string_view 
   return found;
 }
 
+bool NameTaken(const RootScan& scan, std::string_view name) {
+  return std::any_of(scan.names.begin(), scan.names.end(),
+                     [name](const std::string& entry) { return EqualsIgnoreCase(entry, name); });
+}
+
 Snapshot LoadCommitted(const RootScan::Committed& committed) {
   Expected<Snapshot> snapshot = LoadManifest(committed.path);
-  if (!snapshot.ok()) {
-    // Shown rather than hidden, so that an operator can see it and delete it.
-    Snapshot failed;
-    failed.snapshot_name = committed.name;
-    failed.snapshot_status = "failed";
-    return failed;
+  // Shown rather than hidden, so that an operator can see it and delete it.
+  const auto failed = [&committed](std::string why) {
+    Snapshot s;
+    s.snapshot_name = committed.name;
+    s.snapshot_status = "failed";
+    s.status_message = std::move(why);
+    return s;
+  };
+  if (!snapshot.ok()) return failed(snapshot.error().message());
+  // Every file it names must be a regular file in it (lstat: a symbolic link is not one), or
+  // the snapshot is not available, whatever its manifest says.
+  for (const NodeSnapshot& node : snapshot->node_snapshots) {
+    struct stat st {};
+    const fs::path path = committed.path / node.file;
+    if (::lstat(path.c_str(), &st) != 0) {
+      return failed(path.string() + ": " + ErrnoMessage(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return failed(path.string() + (S_ISLNK(st.st_mode) ? ": a symbolic link, not" : ": not") +
+                    " a regular file");
+    }
   }
   // The directory name is what Describe and Delete go by, so it wins over the manifest.
   snapshot->snapshot_name = committed.name;

@@ -102,6 +102,9 @@ struct RootScan {
   std::vector<std::filesystem::path> deleting;
   // Probe files, each with the pid that made it.
   std::vector<std::pair<std::filesystem::path, long>> probes;
+  // Every entry's name, whatever it is (symbolic links, files and dot-entries included): a
+  // snapshot name is taken by any of them.
+  std::vector<std::string> names;
   std::string error;  // set if the root could not be listed
 };
 
@@ -114,7 +117,10 @@ const RootScan::Committed* FindCommitted(const RootScan& scan, std::string_view 
 // the name as its manifest spells it.
 const RootScan::Partial* FindLivePartial(const RootScan& scan, std::string_view name,
                                          std::string* actual_name);
-// A committed snapshot as List shows it: "failed" when its manifest cannot be read.
+// Whether any entry of the root has `name`, ignoring case.
+bool NameTaken(const RootScan& scan, std::string_view name);
+// A committed snapshot as List shows it: "failed" (with status_message saying why) when its
+// manifest cannot be read or a file it names is not a regular file in the snapshot.
 Snapshot LoadCommitted(const RootScan::Committed& committed);
 // A snapshot being written, as List shows it: always "creating".
 Snapshot LoadPartial(const RootScan::Partial& partial);

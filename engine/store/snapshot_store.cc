@@ -31,6 +31,7 @@ using detail::kPartialPrefix;
 using detail::kProbePrefix;
 using detail::LoadCommitted;
 using detail::LoadPartial;
+using detail::NameTaken;
 using detail::PidAlive;
 using detail::Quote;
 using detail::RandomHex;
@@ -68,10 +69,10 @@ Expected<SnapshotStore> SnapshotStore::Open(fs::path root, Access access) {
   }
 
   if (!fs::exists(status)) {
-    fs::create_directories(root.parent_path(), ec);
-    if (ec) {
-      return Status::Error(where + ": cannot create " + root.parent_path().string() + ": " +
-                           ec.message());
+    // Missing parents hold no data, only the way to it: 0755 exactly, never the umask's 0777
+    // (a world-writable parent would let anyone rename the snapshots away).
+    if (Status s = detail::CreateDirectories(root.parent_path(), 0755); !s.ok()) {
+      return Status::Error(where + ": " + s.message());
     }
     if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
       return Status::Error(where + ": cannot create it: " + ErrnoMessage(errno));
@@ -97,7 +98,10 @@ bool SnapshotStore::Exists(std::string_view name) const {
   // exclude a writer that is half way through Begin.
   const RootLock lock(root_, /*exclusive=*/false, /*may_create=*/access_ == Access::kReadWrite);
   const RootScan scan = ScanRoot(root_);
-  return FindCommitted(scan, name) != nullptr || FindLivePartial(scan, name, nullptr) != nullptr;
+  // Any entry of that name takes it, whatever it is: a symbolic link (even a dangling one), a
+  // file or a directory that is not a snapshot would make the final rename fail after the
+  // whole data set was captured.
+  return NameTaken(scan, name) || FindLivePartial(scan, name, nullptr) != nullptr;
 }
 
 Status SnapshotStore::CheckWritable() const {
@@ -222,6 +226,10 @@ Expected<std::unique_ptr<SnapshotWriter>> SnapshotStore::Begin(const Snapshot& i
   if (!scan.error.empty()) return Status::Error(scan.error);
   if (const RootScan::Committed* committed = FindCommitted(scan, name)) {
     return Status::Error("snapshot " + Quote(committed->name) + " already exists");
+  }
+  if (NameTaken(scan, name)) {
+    return Status::Error("the name " + Quote(name) + " is taken by an entry in " + root_.string() +
+                         " that is not a snapshot (remove it, or choose another name)");
   }
   std::string in_flight;
   if (const RootScan::Partial* partial = FindLivePartial(scan, name, &in_flight)) {

@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
         break;
       case finalsnap::OperationEvent::Kind::kProgress:
         break;  // a real agent would export these as metrics
+      case finalsnap::OperationEvent::Kind::kRecovery:
+        std::cout << "recovered " << e.message << "\n";
+        break;
     }
   };
 

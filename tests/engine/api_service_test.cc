@@ -58,6 +58,22 @@ std::unique_ptr<ApiState> OpenState(const fs::path& dir) {
   return std::move(opened).value();
 }
 
+TEST(ApiStateTest, ItsDirectoryAndFilesHaveTheirModesWhateverTheUmask) {
+  TempDir dir("finalsnap-api-state");
+  const mode_t old = ::umask(0);
+  std::unique_ptr<ApiState> state = OpenState(dir.path() / "parent" / "state");
+  ::umask(old);
+  ASSERT_NE(state, nullptr);
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(dir.path() / "parent"), 0755u);
+  EXPECT_EQ(mode(dir.path() / "parent" / "state"), 0700u);
+  EXPECT_EQ(mode(dir.path() / "parent" / "state" / ".lock"), 0600u);
+}
+
 TEST(ApiStateTest, RefusesConflictsAtomically) {
   TempDir dir("finalsnap-api-state");
   std::unique_ptr<ApiState> state = OpenState(dir.path() / "state");

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -465,7 +467,7 @@ const Refusal kRefusals[] = {
      4, "replication_groups.g.master_name", "must not be empty"},
 
     {"endpoint without port", "[cache_clusters.a]\nendpoint = \"localhost\"\n", 2,
-     "cache_clusters.a.endpoint", "invalid endpoint 'localhost': missing port"},
+     "cache_clusters.a.endpoint", "invalid endpoint: missing port"},
     {"endpoint with port 0", "[cache_clusters.a]\nendpoint = \"h:0\"\n", 2,
      "cache_clusters.a.endpoint", "between 1 and 65535"},
     {"group endpoint out of range", "[replication_groups.g]\nendpoints = [\"h:1\", \"h:70000\"]\n",
@@ -477,18 +479,18 @@ const Refusal kRefusals[] = {
     {"listen without port", "[api]\nlisten = \"127.0.0.1\"\n", 2, "api.listen", "missing port"},
 
     {"zstd level too high", "[storage]\nlevel = 20\n", 2, "storage.level",
-     "between 1 and 19 for zstd, not 20"},
+     "between 1 and 19 for zstd"},
     {"zstd level zero", "[storage]\ncompression = \"zstd\"\nlevel = 0\n", 3, "storage.level",
-     "between 1 and 19 for zstd, not 0"},
+     "between 1 and 19 for zstd"},
     {"lz4 level too high", "[storage]\ncompression = \"lz4\"\nlevel = 13\n", 3, "storage.level",
-     "between 0 and 12 for lz4, not 13"},
+     "between 0 and 12 for lz4"},
     {"level without compression", "[storage]\nlevel = 3\ncompression = \"none\"\n", 2,
      "storage.level", "takes no level"},
     {"unknown compression", "[storage]\ncompression = \"gzip\"\n", 2, "storage.compression",
-     "must be zstd, lz4 or none, not 'gzip'"},
+     "must be zstd, lz4 or none"},
     {"empty storage path", "[storage]\npath = \"\"\n", 2, "storage.path", "must not be empty"},
     {"unknown capture mode", "[defaults]\ncapture = \"fork\"\n", 2, "defaults.capture",
-     "must be sync or bgsave-file, not 'fork'"},
+     "must be sync or bgsave-file"},
     {"unknown engine", "[defaults]\nengine = \"memcached\"\n", 2, "defaults.engine",
      "must be redis or valkey"},
     {"zero connect timeout", "[defaults]\nconnect_timeout_ms = 0\n", 2,
@@ -664,13 +666,12 @@ TEST(FleetSecretTest, PasswordFromEnvironment) {
     const ResolvedSecret secret = ResolvePassword(settings);
     EXPECT_FALSE(secret.ok());
     EXPECT_EQ(secret.error().message(),
-              "environment variable FINALSNAP_TEST_REDIS_PASSWORD is not set");
+              "password_env: the environment variable it names is not set");
   }
   {
     ScopedEnv env("FINALSNAP_TEST_REDIS_PASSWORD", "");
     const ResolvedSecret secret = ResolvePassword(settings);
-    EXPECT_EQ(secret.error().message(),
-              "environment variable FINALSNAP_TEST_REDIS_PASSWORD is empty");
+    EXPECT_EQ(secret.error().message(), "password_env: the environment variable it names is empty");
   }
 }
 
@@ -699,23 +700,24 @@ TEST(FleetSecretTest, PasswordFromFile) {
   }
 }
 
-TEST(FleetSecretTest, PasswordFileErrorsNameTheFileNotTheValue) {
+TEST(FleetSecretTest, PasswordFileErrorsNameTheKeyNotTheValue) {
   TempDir dir;
   NodeSettings settings;
 
+  // The path is the key's value, and a secret pasted into password_file would be that value:
+  // errors name the key only.
   settings.password_file = dir.path() / "missing";
   ResolvedSecret secret = ResolvePassword(settings);
   EXPECT_FALSE(secret.ok());
-  EXPECT_NE(secret.error().message().find(settings.password_file.string()), std::string::npos)
-      << secret.error().message();
-  EXPECT_NE(secret.error().message().find("No such file"), std::string::npos)
-      << secret.error().message();
+  EXPECT_EQ(secret.error().message(),
+            "password_file: cannot read the file it names: No such file or directory");
+  EXPECT_EQ(secret.error().message().find(settings.password_file.string()), std::string::npos);
 
   settings.password_file = dir.path() / "empty";
+  settings.password_key = "cache_clusters.a.password_file";
   WriteFile(settings.password_file, "\n");
   secret = ResolvePassword(settings);
-  EXPECT_EQ(secret.error().message(),
-            "password file " + settings.password_file.string() + " is empty");
+  EXPECT_EQ(secret.error().message(), "cache_clusters.a.password_file: the file it names is empty");
 
   settings.password_file = dir.path();
   secret = ResolvePassword(settings);
@@ -738,7 +740,7 @@ TEST(FleetSecretTest, PasswordFileErrorsNameTheFileNotTheValue) {
 TEST(FleetSecretTest, ApiSecretFromEnvironmentAndFile) {
   TempDir dir;
   const fs::path file = dir.path() / "fleet.toml";
-  WriteFile(dir.path() / "api.secret", "file-secret\n");
+  WriteFile(dir.path() / "api.secret", "file-secret-of-16+\n");
   WriteFile(file, R"([[api.credentials]]
 access_key_id = "AKIAENV"
 secret_access_key_env = "FINALSNAP_TEST_API_SECRET"
@@ -753,20 +755,21 @@ secret_access_key_file = "api.secret"
   ASSERT_EQ(fleet.api.credentials.size(), 2u);
 
   {
-    ScopedEnv env("FINALSNAP_TEST_API_SECRET", "env-secret");
+    ScopedEnv env("FINALSNAP_TEST_API_SECRET", "env-secret-of-24-bytes!!");
     const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
     ASSERT_TRUE(secret.ok()) << secret.error().message();
-    EXPECT_EQ(*secret, "env-secret");
+    EXPECT_EQ(*secret, "env-secret-of-24-bytes!!");
   }
   {
     ScopedEnv env("FINALSNAP_TEST_API_SECRET", nullptr);
     const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials[0]);
     EXPECT_EQ(secret.error().message(),
-              "environment variable FINALSNAP_TEST_API_SECRET is not set");
+              "api.credentials[0].secret_access_key_env: the environment variable it names is "
+              "not set");
   }
   const ResolvedSecret from_file = ResolveApiSecret(fleet.api.credentials[1]);
   ASSERT_TRUE(from_file.ok()) << from_file.error().message();
-  EXPECT_EQ(*from_file, "file-secret");
+  EXPECT_EQ(*from_file, "file-secret-of-16+");
 
   // A credential built by hand without a source is an error, not an empty secret.
   ApiCredential bare;
@@ -774,6 +777,105 @@ secret_access_key_file = "api.secret"
   const ResolvedSecret none = ResolveApiSecret(bare);
   EXPECT_FALSE(none.ok());
   EXPECT_NE(none.error().message().find("AKIABARE"), std::string::npos);
+}
+
+// --- Hostile files and pasted secrets (issue 11).
+
+TEST(FleetHostileTest, EveryKindOfFileIsCapped) {
+  // /dev/zero never ends: it must be refused after the cap, quickly, not read until bad_alloc.
+  const auto start = std::chrono::steady_clock::now();
+  auto loaded = LoadFleet("/dev/zero");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().message, "fleet file is larger than 16 MiB");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+
+  // A FIFO nobody writes to reads as empty rather than blocking the command.
+  TempDir dir;
+  const fs::path fifo = dir.path() / "fleet.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto from_fifo = LoadFleet(fifo);
+  EXPECT_TRUE(from_fifo.ok()) << from_fifo.error().ToString();
+
+  // A secret file of any kind is capped the same way.
+  NodeSettings settings;
+  settings.password_file = "/dev/zero";
+  const ResolvedSecret secret = ResolvePassword(settings);
+  ASSERT_FALSE(secret.ok());
+  EXPECT_NE(secret.error().message().find("larger than 64 KiB"), std::string::npos)
+      << secret.error().message();
+}
+
+// A secret pasted into the wrong key, quoted or not, never comes back in an error.
+TEST(FleetHostileTest, NoErrorEchoesAValue) {
+  const std::string secret = "Zx9-hunter2-Qw7";
+  const std::string texts[] = {
+      "[cache_clusters.a]\nendpoint = \"" + secret + "\"\n",
+      "[cache_clusters.a]\nendpoint = \"h:1\"\ncapture = \"" + secret + "\"\n",
+      "[cache_clusters.a]\nendpoint = \"h:1\"\nengine = \"" + secret + "\"\n",
+      "[defaults]\npassword_env = \"" + secret + "\"\n",
+      "[storage]\ncompression = \"" + secret + "\"\n",
+      "[replication_groups.g]\nendpoints = [\"h:1\", \"" + secret + "\"]\n",
+      "[api]\nlisten = \"" + secret + "\"\n",
+      // Unquoted, it is a TOML syntax error; toml++ would quote the text it choked on.
+      "[cache_clusters.a]\nendpoint = \"h:1\"\npassword_file = " + secret + "\n",
+      "[cache_clusters.a]\nendpoint = \"h:1\"\npassword_env = tru" + secret + "\n",
+      "[defaults]\npause_timeout_ms = 99999999999\n",
+  };
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    const FleetError error = MustFail(text);
+    EXPECT_EQ(error.ToString().find(secret), std::string::npos) << error.ToString();
+    EXPECT_EQ(error.ToString().find("hunter2"), std::string::npos) << error.ToString();
+    EXPECT_EQ(error.ToString().find("99999999999"), std::string::npos) << error.ToString();
+  }
+}
+
+TEST(FleetHostileTest, SecretErrorsNameTheKeyNotTheValue) {
+  const std::string secret = "Zx9hunter2Qw7";  // a valid environment variable name, too
+  ::unsetenv(secret.c_str());
+  const Fleet fleet =
+      MustParse("[cache_clusters.a]\nendpoint = \"h:1\"\npassword_env = \"" + secret +
+                "\"\n\n[cache_clusters.b]\nendpoint = \"h:2\"\n" + "password_file = \"" + secret +
+                "\"\n\n[[api.credentials]]\n" +
+                "access_key_id = \"AK\"\nsecret_access_key_file = \"" + secret + "\"\n");
+  const ResolvedSecret a = ResolvePassword(fleet.cache_clusters.at(0).settings);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().message(),
+            "cache_clusters.a.password_env: the environment variable it names is not set");
+  const ResolvedSecret b = ResolvePassword(fleet.cache_clusters.at(1).settings);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().message(),
+            "cache_clusters.b.password_file: cannot read the file it names: No such file or "
+            "directory");
+  const ResolvedSecret api = ResolveApiSecret(fleet.api.credentials.at(0));
+  ASSERT_FALSE(api.ok());
+  EXPECT_EQ(api.error().message().find(secret), std::string::npos) << api.error().message();
+  EXPECT_EQ(api.error().message().rfind("api.credentials[0].secret_access_key_file: ", 0), 0u)
+      << api.error().message();
+}
+
+TEST(FleetHostileTest, ApiSecretsHaveAtLeastSixteenBytes) {
+  const Fleet fleet = MustParse(
+      "[[api.credentials]]\naccess_key_id = \"AK\"\n"
+      "secret_access_key_env = \"FINALSNAP_TEST_SHORT_SECRET\"\n");
+  {
+    ScopedEnv env("FINALSNAP_TEST_SHORT_SECRET", "fifteen-bytes!!");
+    const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials.at(0));
+    ASSERT_FALSE(secret.ok());
+    EXPECT_EQ(secret.error().message(),
+              "api.credentials[0].secret_access_key_env: the secret is shorter than 16 bytes; "
+              "use a random secret of at least that length");
+  }
+  {
+    ScopedEnv env("FINALSNAP_TEST_SHORT_SECRET", "x");
+    EXPECT_FALSE(ResolveApiSecret(fleet.api.credentials.at(0)).ok());
+  }
+  {
+    ScopedEnv env("FINALSNAP_TEST_SHORT_SECRET", "sixteen-bytes!!!");
+    const ResolvedSecret secret = ResolveApiSecret(fleet.api.credentials.at(0));
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
+    EXPECT_EQ(*secret, "sixteen-bytes!!!");
+  }
 }
 
 }  // namespace

@@ -117,7 +117,7 @@ const std::string kRequest =
 class ApiHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::setenv("FINALSNAP_API_HTTP_TEST_SECRET", "s3cret", 1), 0);
+    ASSERT_EQ(::setenv("FINALSNAP_API_HTTP_TEST_SECRET", "s3cret-of-16-bytes", 1), 0);
     const std::string toml =
         "[api]\nstate = \"state\"\n\n[[api.credentials]]\naccess_key_id = \"AKIDHTTP\"\n"
         "secret_access_key_env = \"FINALSNAP_API_HTTP_TEST_SECRET\"\n";
@@ -285,7 +285,9 @@ TEST(ApiServeTest, RefusesToStartWithoutUsableCredentials) {
   ::unsetenv("FINALSNAP_API_UNSET_SECRET");
   s = Serve(*parsed, options);
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("FINALSNAP_API_UNSET_SECRET"), std::string::npos) << s.message();
+  // The key is named, not its value (a secret pasted into the wrong key must not leak).
+  EXPECT_NE(s.message().find("secret_access_key_env"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("FINALSNAP_API_UNSET_SECRET"), std::string::npos) << s.message();
 }
 
 }  // namespace

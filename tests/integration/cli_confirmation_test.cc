@@ -28,6 +28,7 @@
 #include "support/process.h"
 #include "support/redis_server.h"
 #include "support/redis_topology.h"
+#include "support/storage_entries.h"
 #include "support/temp_dir.h"
 
 namespace finalsnap {
@@ -168,12 +169,7 @@ class CliConfirmationTest : public ::testing::Test {
     EXPECT_EQ(Digest(group_.primary()), group_digest_);
     EXPECT_TRUE(node_.Command("SET", "probe", "1").ok()) << "writes left paused";
     EXPECT_EQ(node_.Command("DEL", "probe").integer, 1);
-    std::vector<std::string> entries;
-    for (const auto& e : fs::directory_iterator(storage())) {
-      const std::string name = e.path().filename().string();
-      if (name != ".lock") entries.push_back(name);  // the store's lock file
-    }
-    EXPECT_EQ(entries, std::vector<std::string>({"kept"}));
+    EXPECT_EQ(testing::StorageEntries(storage()), std::vector<std::string>({"kept"}));
     EXPECT_FALSE(fs::exists(dir_.path() / "restored"));
   }
 
@@ -191,13 +187,13 @@ TEST_F(CliConfirmationTest, EveryValueOptionRefusesABlankValueBeforeAnythingRuns
   // good value, and the deletes name live targets and a final snapshot.
   const std::string restored = (dir_.path() / "restored").string();
   const std::map<std::string, std::vector<std::string>> valid = {
-      {"delete-cache-cluster",
-       {"--cache-cluster-id", "c1", "--final-snapshot-identifier", "fin"}},
+      {"delete-cache-cluster", {"--cache-cluster-id", "c1", "--final-snapshot-identifier", "fin"}},
       {"delete-replication-group",
        {"--replication-group-id", "g1", "--final-snapshot-identifier", "fin"}},
       {"create-snapshot", {"--cache-cluster-id", "c1", "--snapshot-name", "s2"}},
       {"describe-snapshots", {"--snapshot-name", "kept"}},
       {"delete-snapshot", {"--snapshot-name", "kept"}},
+      {"recover", {}},
       {"describe-cache-clusters", {"--cache-cluster-id", "c1"}},
       {"describe-replication-groups", {"--replication-group-id", "g1"}},
       {"verify", {"kept"}},
@@ -211,6 +207,7 @@ TEST_F(CliConfirmationTest, EveryValueOptionRefusesABlankValueBeforeAnythingRuns
       {"create-snapshot", {"--cache-cluster-id", "--replication-group-id", "--snapshot-name"}},
       {"describe-snapshots", {"--snapshot-name", "--cache-cluster-id", "--replication-group-id"}},
       {"delete-snapshot", {"--snapshot-name"}},
+      {"recover", {}},
       {"describe-cache-clusters", {"--cache-cluster-id"}},
       {"describe-replication-groups", {"--replication-group-id"}},
       {"verify", {"PATH"}},

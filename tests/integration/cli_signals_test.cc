@@ -23,6 +23,7 @@
 #include "finalsnap/fleet.h"
 #include "support/process.h"
 #include "support/redis_server.h"
+#include "support/storage_entries.h"
 #include "support/tcp_proxy.h"
 #include "support/temp_dir.h"
 
@@ -98,10 +99,8 @@ class CancelTest : public ::testing::Test {
     EXPECT_EQ(server_.Command("DEBUG", "DIGEST").str, digest_);
     EXPECT_EQ(Config("rdbcompression"), "yes");
     EXPECT_EQ(Config("repl-diskless-sync-delay"), "3");
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_.path() / "snapshots", ec)) {
-      EXPECT_EQ(e.path().filename().string(), ".lock") << "a snapshot was left behind";
-    }
+    EXPECT_EQ(testing::StorageEntries(dir_.path() / "snapshots"), std::vector<std::string>())
+        << "a snapshot or a journal was left behind";
   }
 
   TempDir dir_{"finalsnap-cancel"};

@@ -63,6 +63,7 @@
 #include "support/dataset.h"
 #include "support/process.h"
 #include "support/redis_server.h"
+#include "support/storage_entries.h"
 #include "support/tcp_proxy.h"
 #include "support/writer.h"
 
@@ -87,23 +88,17 @@ constexpr char kClusterId[] = "c1";
 constexpr uint64_t kKeys = 3000;  // FillMixed keys for the round-trip tests
 
 // The gates in DESIGN.md's order.
-const std::vector<std::string> kDesignOrder = {"target-resolved",    "topology-consistent",
-                                               "snapshot-name-free", "storage-ready",
-                                               "writes-paused",      "rdb-complete",
-                                               "rdb-checksum",       "rdb-parsed",
-                                               "keycount-match",     "durable",
-                                               "readback",           "nodes-shutdown"};
-const std::vector<std::string> kSnapshotGates = {"target-resolved",
-                                                 "topology-consistent",
-                                                 "snapshot-name-free",
-                                                 "storage-ready",
-                                                 "writes-paused",
-                                                 "rdb-complete",
-                                                 "rdb-checksum",
-                                                 "rdb-parsed",
-                                                 "keycount-match",
-                                                 "durable",
-                                                 "readback"};
+const std::vector<std::string> kDesignOrder = {
+    "target-resolved",    "topology-consistent", "permissions",    "target-claimed",
+    "snapshot-name-free", "storage-ready",       "writes-paused",  "rdb-complete",
+    "rdb-checksum",       "rdb-parsed",          "keycount-match", "durable",
+    "readback",           "nodes-shutdown"};
+const std::vector<std::string> kSnapshotGates = {
+    "target-resolved", "topology-consistent", "permissions",
+    "target-claimed",  "snapshot-name-free",  "storage-ready",
+    "writes-paused",   "rdb-complete",        "rdb-checksum",
+    "rdb-parsed",      "keycount-match",      "durable",
+    "readback"};
 const std::set<std::string> kCaptureGates = {"rdb-complete", "rdb-checksum", "rdb-parsed",
                                              "keycount-match"};
 
@@ -285,17 +280,6 @@ DatasetStats Fill(RedisServer& server, uint64_t seed, uint64_t keys, uint64_t by
 
 // A few small keys and one `size`-byte incompressible string "big": a dataset in which a fixed
 // stream offset past the first few KB lands inside that one value.
-void SetRandomValue(RedisServer& server, const std::string& key, size_t size) {
-  std::mt19937_64 rng(size);
-  std::string value(size, '\0');
-  for (size_t i = 0; i < size; i += 8) {
-    const uint64_t word = rng();
-    std::memcpy(value.data() + i, &word, std::min<size_t>(8, size - i));
-  }
-  Reply r = server.Command("SET", key, value);
-  if (!r.ok()) throw std::runtime_error("SET " + key + ": " + r.ToString());
-}
-
 void FillBigValue(RedisServer& server, size_t size) {
   SetRandomValue(server, "big", size);
   Reply r;
@@ -372,18 +356,8 @@ class EngineTest : public ::testing::Test {
     return std::move(parsed).value();
   }
 
-  // Names in the storage root other than its lock file (snapshots, partials, deletions).
-  std::vector<std::string> StorageEntries() const {
-    std::vector<std::string> names;
-    std::error_code ec;
-    if (!fs::exists(storage_, ec)) return names;
-    for (const auto& e : fs::directory_iterator(storage_)) {
-      const std::string name = e.path().filename().string();
-      if (name != ".lock") names.push_back(name);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  // Names in the storage root (snapshots, partials, deletions, journals left), but its lock.
+  std::vector<std::string> StorageEntries() const { return testing::StorageEntries(storage_); }
 
   // Checks snapshot `name` end to end: committed and available, its file decompressed by the
   // real CLI is an RDB that redis-check-rdb accepts, and RestoreSnapshot's dump.rdb (the same
@@ -498,7 +472,10 @@ TEST_P(EngineDeleteTest, FinalSnapshotRestoresAndNodeIsGone) {
   EXPECT_EQ(r.snapshot->final_snapshot_of, "delete-cache-cluster");
   if (capture != Capture::kBgsaveFile) {
     const std::string framing = capture == Capture::kSyncDiskless ? "eof-mark" : "length";
-    EXPECT_NE(r.gates[5].evidence.find(framing), std::string::npos)
+    const auto complete = std::find_if(r.gates.begin(), r.gates.end(),
+                                       [](const auto& g) { return g.gate == "rdb-complete"; });
+    ASSERT_NE(complete, r.gates.end()) << Describe(r);
+    EXPECT_NE(complete->evidence.find(framing), std::string::npos)
         << "rdb-complete evidence does not name " << framing << " framing\n"
         << Describe(r);
   }
@@ -553,6 +530,9 @@ TEST_P(EngineCreateSnapshotTest, NodeKeepsRunningWithConfigRestored) {
       case OperationEvent::Kind::kProgress:
         EXPECT_EQ(phases.back(), "capture");
         progress.push_back(e.progress);
+        break;
+      case OperationEvent::Kind::kRecovery:
+        ADD_FAILURE() << "nothing to recover, yet: " << e.message;
         break;
     }
   }
@@ -713,8 +693,8 @@ TEST_F(EngineTest, DryRunChangesNothing) {
   OperationOptions options;
   options.dry_run = true;
   const OperationResult r = DeleteCacheCluster(fleet, kClusterId, std::string("dry"), options);
-  ExpectAllPassed(
-      r, {"target-resolved", "topology-consistent", "snapshot-name-free", "storage-ready"});
+  ExpectAllPassed(r, {"target-resolved", "topology-consistent", "permissions", "target-claimed",
+                      "snapshot-name-free", "storage-ready"});
   EXPECT_FALSE(r.plan.empty()) << Describe(r);
   EXPECT_FALSE(r.snapshot.has_value());
   ExpectNodeUntouched(server, before);
@@ -949,11 +929,16 @@ TEST_F(EngineRefusalTest, WrongPassword) {
   ExpectNodeUntouched(*server_, before_);
   EXPECT_EQ(StorageEntries(), std::vector<std::string>{});
 
-  // The variable unset: refused before connecting, naming the variable.
+  // The variable unset: refused before connecting, naming the fleet file's key (not the
+  // variable's name, which could be a secret pasted into the wrong place).
   ASSERT_EQ(::unsetenv("FINALSNAP_ENGINE_TEST_WRONG_PW"), 0);
   const OperationResult r3 = DeleteCacheCluster(fleet, kClusterId, std::string("snap-pw"));
   ExpectRefused(r3, "", "target-resolved");
-  EXPECT_NE(r3.message.find("FINALSNAP_ENGINE_TEST_WRONG_PW"), std::string::npos) << Describe(r3);
+  EXPECT_NE(r3.message.find("cache_clusters." + std::string(kClusterId) + ".password_env"),
+            std::string::npos)
+      << Describe(r3);
+  EXPECT_NE(r3.message.find("not set"), std::string::npos) << Describe(r3);
+  EXPECT_EQ(r3.message.find("FINALSNAP_ENGINE_TEST_WRONG_PW"), std::string::npos) << Describe(r3);
   ExpectNodeUntouched(*server_, before_);
 }
 
@@ -1129,6 +1114,9 @@ TEST_P(EngineProxyTest, StreamStalledPastTransferTimeout) {
 TEST_P(EngineProxyTest, NodeKilledWhileStreamHeld) {
   SetRandomValue(*server_, "huge", 32u << 20);
   proxy_->StallAt(kFaultOffset, kReplicationConnection);
+  // Once the node is dead its address refuses connections, as a dead node's would: the engine
+  // then knows there is nothing to put back, and keeps no journal.
+  proxy_->set_mirror_refusal(true);
   FleetSpec spec;
   spec.port = proxy_->port();
   const Fleet fleet = MakeFleet(spec);
@@ -1146,7 +1134,7 @@ TEST_P(EngineProxyTest, NodeKilledWhileStreamHeld) {
   EXPECT_FALSE(r.ok) << Describe(r);
   EXPECT_TRUE(kCaptureGates.count(r.failed_gate)) << Describe(r);
   EXPECT_FALSE(r.snapshot.has_value());
-  EXPECT_EQ(StorageEntries(), std::vector<std::string>{});
+  EXPECT_EQ(StorageEntries(), std::vector<std::string>{}) << Describe(r);
 }
 
 // The command connection (AUTH, CLIENT PAUSE, CONFIG, SHUTDOWN) is cut while the RDB streams on

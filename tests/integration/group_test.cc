@@ -33,9 +33,11 @@
 #include "finalsnap/fleet.h"
 #include "finalsnap/storage.h"
 #include "support/dataset.h"
+#include "support/operation_checks.h"
 #include "support/process.h"
 #include "support/redis_server.h"
 #include "support/redis_topology.h"
+#include "support/storage_entries.h"
 #include "support/temp_dir.h"
 #include "support/writer.h"
 
@@ -48,48 +50,7 @@ using std::chrono::milliseconds;
 
 constexpr char kGroupId[] = "myReplGroup";
 
-std::string Describe(const OperationResult& r) {
-  std::string s = "ok=" + std::to_string(r.ok) + " fault=" + r.fault + " gate=" + r.failed_gate +
-                  "\nmessage: " + r.message + "\n";
-  for (const GateVerdict& g : r.gates) {
-    s += "  " + g.gate + " [" + g.phase + "] " + (g.passed ? "pass" : "FAIL") + " " + g.node +
-         ": " + g.evidence + "\n";
-  }
-  for (const std::string& n : r.notes) s += "  note: " + n + "\n";
-  return s;
-}
-
 std::string Address(const RedisServer& s) { return "\"127.0.0.1:" + std::to_string(s.port()) + "\""; }
-
-// The nodes' state that a refusal must leave as it was.
-struct Before {
-  std::string digest;
-  std::map<std::string, std::string> config;  // the two a capture changes
-};
-
-Before Snap(RedisServer& s) {
-  Before b;
-  b.digest = s.Command("DEBUG", "DIGEST").str;
-  for (const char* name : {"repl-diskless-sync-delay", "rdbcompression"}) {
-    Reply r = s.Command("CONFIG", "GET", name);
-    if (r.elements.size() == 2) b.config[name] = r.elements[1].str;
-  }
-  return b;
-}
-
-// A primary takes a write within a second: any pause was lifted.
-void ExpectWritable(RedisServer& s) {
-  RedisContextPtr c = s.Connect(milliseconds(1000));
-  const Reply r = Execute(c.get(), {"SET", "probe:{x}", "1"});
-  EXPECT_TRUE(r.ok() || r.str.rfind("MOVED", 0) == 0)
-      << "port " << s.port() << " does not take a write within 1 s: " << r.ToString();
-}
-
-void ExpectRunning(RedisServer& s) {
-  ASSERT_TRUE(s.Running()) << "port " << s.port() << " was shut down\n" << s.LogTail();
-  RedisContextPtr c = s.Connect(milliseconds(1000));
-  EXPECT_EQ(Execute(c.get(), {"PING"}).str, "PONG");
-}
 
 void ExpectGone(RedisServer& s) {
   EXPECT_TRUE(s.WaitForExit(milliseconds(10'000)).has_value())
@@ -137,17 +98,8 @@ class GroupTestBase : public ::testing::Test {
     return *std::move(opened);
   }
 
-  // The committed snapshots and any partial directories left in the storage.
-  std::vector<std::string> StorageEntries() {
-    std::vector<std::string> names;
-    if (!fs::exists(storage_)) return names;
-    for (const auto& e : fs::directory_iterator(storage_)) {
-      const std::string n = e.path().filename().string();
-      if (n != ".lock") names.push_back(n);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  // The committed snapshots and anything else left in the storage (support/storage_entries.h).
+  std::vector<std::string> StorageEntries() { return testing::StorageEntries(storage_); }
 
   // Restores snapshot `name` and starts one fresh redis-server per shard on its dump.rdb,
   // after checking each stored file with the real zstd and redis-check-rdb tools.
@@ -239,7 +191,7 @@ TEST_F(GroupTest, DescribeFindsTheGroupFromAReplica) {
 }
 
 TEST_F(GroupTest, DeleteWithFinalSnapshotShutsReplicasThenPrimary) {
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   const Fleet fleet = MakeFleet({&group_->primary()});
   const OperationResult r =
       DeleteReplicationGroup(fleet, kGroupId, std::string("bkup-20150515-final"), false);
@@ -261,7 +213,7 @@ TEST_F(GroupTest, DeleteWithFinalSnapshotShutsReplicasThenPrimary) {
 }
 
 TEST_F(GroupTest, RetainPrimaryClusterShutsDownOnlyTheReplicas) {
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   const Fleet fleet = MakeFleet({&group_->primary()});
   const OperationResult r = DeleteReplicationGroup(fleet, kGroupId, std::string("keep-1"), true);
   ExpectGatesPassed(r);
@@ -270,7 +222,7 @@ TEST_F(GroupTest, RetainPrimaryClusterShutsDownOnlyTheReplicas) {
   ExpectGone(group_->replica(1));
   ExpectRunning(group_->primary());
   ExpectWritable(group_->primary());
-  const Before after = Snap(group_->primary());
+  const NodeState after = NodeStateOf(group_->primary());
   EXPECT_EQ(after.config, primary.config) << "config left changed on the primary";
   auto restored = RestoreShards("keep-1");
   ASSERT_EQ(restored.size(), 1u);
@@ -281,7 +233,7 @@ TEST_F(GroupTest, SnapshotFromReplicaWaitsForItToCatchUp) {
   const Fleet fleet = MakeFleet({&group_->primary()});
   // Writes right before: the replica must have applied them before it is captured.
   for (int i = 0; i < 200; ++i) group_->primary().Command("SET", "late:" + std::to_string(i), i);
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   OperationOptions options;
   options.snapshot_from_replica = true;
   const OperationResult r = CreateReplicationGroupSnapshot(fleet, "myreplgroup", "from-r", options);
@@ -362,18 +314,18 @@ TEST_F(GroupTest, PreflightRefusesAReplicaWhoseLinkIsDown) {
   const int dead_port = gone.port();
   gone.Stop();
   group_->replica(1).Command("REPLICAOF", "127.0.0.1", dead_port);
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   const Fleet fleet = MakeFleet({&group_->primary(), &group_->replica(1)});
   const OperationResult r = DeleteReplicationGroup(fleet, kGroupId, std::string("x"), false);
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.failed_gate, "topology-consistent") << Describe(r);
   for (RedisServer* n : Nodes()) ExpectRunning(*n);
-  EXPECT_EQ(Snap(group_->primary()).config, primary.config);
+  EXPECT_EQ(NodeStateOf(group_->primary()).config, primary.config);
   EXPECT_TRUE(StorageEntries().empty());
 }
 
 TEST_F(GroupTest, ReplicaKilledDuringTheOperationShutsNothingDown) {
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   const Fleet fleet = MakeFleet({&group_->primary()});
   OperationOptions options;
   std::atomic<bool> killed{false};
@@ -390,7 +342,7 @@ TEST_F(GroupTest, ReplicaKilledDuringTheOperationShutsNothingDown) {
   ExpectRunning(group_->primary());
   ExpectRunning(group_->replica(1));
   ExpectWritable(group_->primary());
-  EXPECT_EQ(Snap(group_->primary()).config, primary.config);
+  EXPECT_EQ(NodeStateOf(group_->primary()).config, primary.config);
 }
 
 TEST_F(GroupTest, WritersLoseNothing) {
@@ -428,7 +380,7 @@ class SentinelGroupTest : public GroupTest {
 };
 
 TEST_F(SentinelGroupTest, DeleteThroughSentinelsAndEverySentinelForgetsTheGroup) {
-  const Before primary = Snap(group_->primary());
+  const NodeState primary = NodeStateOf(group_->primary());
   // The fleet names a replica only: the sentinels say who the primary is.
   const Fleet fleet = MakeFleet({&group_->replica(0)}, SentinelLines());
   const auto described = DescribeReplicationGroups(fleet, kGroupId);
@@ -589,8 +541,8 @@ TEST_F(ClusterGroupTest, DeleteWithWritersOnEveryShardLosesNothing) {
 }
 
 TEST_F(ClusterGroupTest, CreateSnapshotCutsEveryShardAndKeepsThemRunning) {
-  std::vector<Before> before;
-  for (size_t s = 0; s < 3; ++s) before.push_back(Snap(cluster_->primary(s)));
+  std::vector<NodeState> before;
+  for (size_t s = 0; s < 3; ++s) before.push_back(NodeStateOf(cluster_->primary(s)));
   const Fleet fleet = MakeFleet({&cluster_->primary(1)});
   const OperationResult r = CreateReplicationGroupSnapshot(fleet, kGroupId, "c-snap");
   ExpectGatesPassed(r);
@@ -604,7 +556,7 @@ TEST_F(ClusterGroupTest, CreateSnapshotCutsEveryShardAndKeepsThemRunning) {
   for (RedisServer* n : cluster_->nodes()) ExpectRunning(*n);
   for (size_t s = 0; s < 3; ++s) {
     ExpectWritable(cluster_->primary(s));
-    EXPECT_EQ(Snap(cluster_->primary(s)).config, before[s].config);
+    EXPECT_EQ(NodeStateOf(cluster_->primary(s)).config, before[s].config);
   }
   auto restored = RestoreShards("c-snap");
   ASSERT_EQ(restored.size(), 3u);

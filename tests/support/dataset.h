@@ -11,8 +11,16 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+
 #include "localnode/dataset.h"
 #include "support/or_throw.h"
+#include "support/redis_server.h"
 
 namespace finalsnap::testing {
 
@@ -24,6 +32,19 @@ using SampleKey = localnode::SampleKey;
 // the command and key, for bad options, an error reply or a connection failure.
 inline DatasetStats FillMixed(redisContext* c, const DatasetOptions& options) {
   return OrThrow(localnode::FillDataset(c, options));
+}
+
+// Sets `key` to `size` random bytes (seeded by the size): a value no compressor shrinks, so the
+// stored snapshot is about as large as the RDB.
+inline void SetRandomValue(RedisServer& server, const std::string& key, size_t size) {
+  std::mt19937_64 rng(size);
+  std::string value(size, '\0');
+  for (size_t i = 0; i < size; i += 8) {
+    const uint64_t word = rng();
+    std::memcpy(value.data() + i, &word, std::min<size_t>(8, size - i));
+  }
+  Reply r = server.Command("SET", key, value);
+  if (!r.ok()) throw std::runtime_error("SET " + key + ": " + r.ToString());
 }
 
 }  // namespace finalsnap::testing

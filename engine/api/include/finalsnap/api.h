@@ -25,6 +25,7 @@
 #ifndef FINALSNAP_API_H_
 #define FINALSNAP_API_H_
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string_view>
@@ -53,6 +54,13 @@ struct ServeOptions {
   // and state (DescribeSnapshots, DeleteSnapshot, DescribeEvents) have two threads of their own,
   // so that a node that never answers cannot delay them.
   int request_threads = 4;
+  // Overrides of the HTTP server's deadlines (unset: its defaults, 30 s, 30 s and 60 s; see
+  // engine/api/http_request_parser.h, HttpLimits): how long a whole request may take to arrive
+  // from its first byte, how long an answer may wait for a client that does not read it, and how
+  // long an idle keep-alive connection is kept. For embedders and tests.
+  std::optional<std::chrono::milliseconds> request_timeout;
+  std::optional<std::chrono::milliseconds> write_timeout;
+  std::optional<std::chrono::milliseconds> idle_timeout;
 };
 
 // Runs the API server for `fleet` until it is stopped. Fails at once (without listening) when

@@ -44,14 +44,36 @@ struct FileVerification {
   bool ok() const { return io_error.empty() && !rdb_error.has_value(); }
 };
 
+// Which files VerifyFile opens.
+enum class FileKind {
+  // Whatever the caller names: a regular file, a pipe or FIFO, /dev/stdin.
+  kAny,
+  // A regular file only, never through a symbolic link (O_NOFOLLOW, and O_NONBLOCK for the open
+  // so that a FIFO cannot block it): for files named by data read from disk, such as a
+  // snapshot's manifest or a directory listing. Anything else is a path_error saying what it is.
+  kRegular,
+};
+
 // Verifies one file. Never throws for a bad file: every failure is reported in the result.
-// A file whose checksum is disabled or absent is read twice (see FileVerification::deep).
-FileVerification VerifyFile(const std::string& path, const rdb::Options& options = {});
+// The file is opened once. A regular file whose checksum is disabled or absent is read a second
+// time through the same descriptor, in deep mode (see FileVerification::deep); input that cannot
+// be read twice (a pipe, /dev/stdin) is read once, in deep mode from the start.
+FileVerification VerifyFile(const std::string& path, const rdb::Options& options = {},
+                            FileKind kind = FileKind::kAny);
+
+// The same for a descriptor the caller opened, such as standard input (`verify -`), which may be
+// a pipe or a socket that no path can open again. `name` is what the result reports as its path
+// (and gives the expected compression by its extension). The descriptor is read from its
+// current offset and not closed.
+FileVerification VerifyDescriptor(int fd, const std::string& name,
+                                  const rdb::Options& options = {});
 
 // A directory means every *.rdb, *.rdb.zst and *.rdb.lz4 regular file in it, sorted by name; any
 // other path means that one file. A missing path, or a directory without RDB files, gives one
-// result with path_error set.
-std::vector<FileVerification> VerifyPath(const std::string& path, const rdb::Options& options = {});
+// result with path_error set. With FileKind::kRegular, a directory's entries count only if they
+// are regular files themselves (not symbolic links to one).
+std::vector<FileVerification> VerifyPath(const std::string& path, const rdb::Options& options = {},
+                                         FileKind kind = FileKind::kAny);
 
 // The compression an RDB file name implies: .zst is kZstd, .lz4 is kLz4, anything else kNone.
 Compression CompressionFromFileName(const std::string& path);

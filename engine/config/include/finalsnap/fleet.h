@@ -75,6 +75,9 @@ struct NodeSettings {
   // At most one of these two is set; neither means the nodes need no password.
   std::string password_env;             // name of the environment variable holding it
   std::filesystem::path password_file;  // absolute path of a file holding it
+  // The dotted key that chose the source ("cache_clusters.a.password_file",
+  // "defaults.password_env"), which errors name instead of any value.
+  std::string password_key;
   CaptureMode capture = CaptureMode::kSync;
   std::string engine;  // "redis", "valkey", or empty to detect it from INFO
   int connect_timeout_ms = 5000;
@@ -116,7 +119,14 @@ struct ApiCredential {
   std::string access_key_id;
   std::string secret_env;             // secret_access_key_env
   std::filesystem::path secret_file;  // secret_access_key_file, absolute
+  // The dotted key that set the secret's source ("api.credentials[0].secret_access_key_env"),
+  // which errors name instead of any value.
+  std::string secret_key;
 };
+
+// The shortest API secret ResolveApiSecret accepts. SigV4's HMAC is only as strong as its key,
+// and AWS's own secret access keys are 40 characters.
+inline constexpr size_t kMinApiSecretBytes = 16;
 
 // [api]: settings for `finalsnap serve`.
 struct ApiSettings {
@@ -169,8 +179,9 @@ Expected<Fleet, FleetError> ParseFleet(std::string_view toml_text,
 std::filesystem::path DefaultFleetPath(std::string_view flag);
 
 // A secret read from where the fleet file points: the secret, nullopt when none is configured,
-// or an error that says which environment variable or file could not be used and why (it never
-// contains the secret itself).
+// or an error that names the fleet file's key (password_key, secret_key) and says why it could
+// not be used. It never contains the secret, nor the key's value: a secret pasted into
+// password_env or password_file must not come back in an error.
 using ResolvedSecret = Expected<std::optional<std::string>>;
 
 // Reads the password that `settings` points to: the environment variable's value, or the file's
@@ -180,7 +191,7 @@ using ResolvedSecret = Expected<std::optional<std::string>>;
 ResolvedSecret ResolvePassword(const NodeSettings& settings);
 
 // Reads an API credential's secret access key the same way. The secret is required, so on
-// success the value is always set.
+// success the value is always set, and at least kMinApiSecretBytes long.
 ResolvedSecret ResolveApiSecret(const ApiCredential& credential);
 
 }  // namespace finalsnap

@@ -57,11 +57,13 @@ struct OperationEvent {
     kGate,      // a gate's verdict, as OperationResult::gates will hold it
     kProgress,  // bytes of the transfer so far, after each read of a stream: throttle in the
                 // observer (the CLI's progress line draws at most five times a second)
+    kRecovery,  // a repair of an operation whose process died (Recover), in `message`
   };
   Kind kind = Kind::kPhase;
   std::string phase;          // kPhase: the phase begun; kGate: the gate's phase
   GateVerdict gate;           // kGate
   TransferProgress progress;  // kProgress
+  std::string message;        // kRecovery
 };
 
 struct OperationOptions {
@@ -176,6 +178,36 @@ OperationResult CreateReplicationGroupSnapshot(const Fleet& fleet,
                                                std::string_view replication_group_id,
                                                const std::string& snapshot_name,
                                                const OperationOptions& options = {});
+
+// An operation whose process died (SIGKILL, a crash, a reboot), as a recovery found it in its
+// journal (<storage>/.journal/) and repaired it: every setting the operation changed put back to
+// the value the journal recorded before the change (never the node's current one), writes
+// unpaused, its partial snapshot removed. A delete that had passed its point of no return (its
+// final snapshot passed every store gate) is not undone: its nodes are put back and it stays
+// pending, shown as "deleting", until the same delete is run again and finishes it.
+struct Recovery {
+  std::string operation_id;
+  std::string command;  // "create-snapshot", "delete-cache-cluster", "delete-replication-group"
+  std::string target;   // the cache cluster or replication group
+  bool replication_group = false;  // the target is a replication group, not a cache cluster
+  std::optional<std::string> snapshot_name;
+  std::vector<std::string> repairs;   // what was done, in order
+  std::vector<std::string> failures;  // what could not be done: the journal stays, to retry
+  bool pending_delete = false;
+  std::string next_step;  // for a pending delete: the command that finishes it
+};
+
+struct RecoveryReport {
+  std::vector<Recovery> recovered;  // journals repaired, or pending deletes found
+  std::vector<std::string> errors;  // journals that could not be read: left alone
+  bool ok() const;                  // no error and no failure
+};
+
+// Repairs every abandoned operation journal in the fleet's storage (journals of operations that
+// are still running are left alone) and lists the pending deletes. Every operation does this
+// first; `finalsnap recover` does only this. Each repair is also reported to options.observer as
+// a kRecovery event.
+RecoveryReport Recover(const Fleet& fleet, const OperationOptions& options = {});
 
 // The live topology of the fleet's replication groups (all, or the one named).
 std::vector<ReplicationGroupInfo> DescribeReplicationGroups(const Fleet& fleet,

@@ -117,6 +117,9 @@ struct Snapshot {
   // The operation this is the final snapshot of ("delete-cache-cluster",
   // "delete-replication-group"), or empty for create-snapshot.
   std::string final_snapshot_of;
+  // Why the status is "failed" (the manifest or a file it names is unusable), for messages; not
+  // part of the manifest.
+  std::string status_message;
 
   friend bool operator==(const Snapshot&, const Snapshot&) = default;
 };
@@ -163,7 +166,8 @@ class SnapshotStore {
   const std::filesystem::path& root() const { return root_; }
 
   // Whether `name` is taken, compared case-insensitively as ElastiCache ids are: by a committed
-  // snapshot, or by a snapshot being written by a live writer.
+  // snapshot, by a snapshot being written by a live writer, or by any other entry of the root
+  // with that name (a symbolic link, even a dangling one, a file, a directory).
   bool Exists(std::string_view name) const;
   // Proves the root is writable now: creates, writes, fsyncs and unlinks a probe file.
   Status CheckWritable() const;
