@@ -134,7 +134,8 @@ class HostileStoreTest : public ::testing::Test {
 
 // ---- The manifest is not trusted as a path ----
 
-TEST(HostileManifestTest, RefusesANodeGroupIdThatIsNotFourDigits) {
+// The manifest of a one-shard snapshot "snap" (0001, 0001.rdb), as JSON for a test to spoil.
+nlohmann::json OneShardManifest() {
   Snapshot s;
   s.snapshot_name = "snap";
   s.snapshot_status = "available";
@@ -142,7 +143,11 @@ TEST(HostileManifestTest, RefusesANodeGroupIdThatIsNotFourDigits) {
   node.node_group_id = "0001";
   node.file = "0001.rdb";
   s.node_snapshots.push_back(node);
-  nlohmann::json j = nlohmann::json::parse(SnapshotToJson(s));
+  return nlohmann::json::parse(SnapshotToJson(s));
+}
+
+TEST(HostileManifestTest, RefusesANodeGroupIdThatIsNotFourDigits) {
+  nlohmann::json j = OneShardManifest();
   for (const std::string bad : {"../../escaped", "1", "00001", "000a", "/tmp", "", ".."}) {
     j["NodeSnapshots"][0]["NodeGroupId"] = bad;
     const Expected<Snapshot> parsed = SnapshotFromJson(j.dump());
@@ -159,14 +164,7 @@ TEST(HostileManifestTest, RefusesANodeGroupIdThatIsNotFourDigits) {
 }
 
 TEST(HostileManifestTest, RefusesAFileThatIsNotAPlainName) {
-  Snapshot s;
-  s.snapshot_name = "snap";
-  s.snapshot_status = "available";
-  NodeSnapshot node;
-  node.node_group_id = "0001";
-  node.file = "0001.rdb";
-  s.node_snapshots.push_back(node);
-  nlohmann::json j = nlohmann::json::parse(SnapshotToJson(s));
+  nlohmann::json j = OneShardManifest();
   for (const std::string bad : {"/elsewhere/x.rdb.zst", "../x.rdb", "a/b.rdb", ".hidden.rdb",
                                 "manifest.json", "", "..", "x\n.rdb", "x .rdb"}) {
     j["NodeSnapshots"][0]["File"] = bad;

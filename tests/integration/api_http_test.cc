@@ -19,85 +19,14 @@
 
 #include "finalsnap/api.h"
 #include "finalsnap/fleet.h"
+#include "support/http_peer.h"
 #include "support/temp_dir.h"
 
 namespace finalsnap {
 namespace {
 
 using std::chrono::milliseconds;
-
-// A blocking loopback client with deadlines on every read.
-class RawClient {
- public:
-  explicit RawClient(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~RawClient() { ::close(fd_); }
-  bool connected() const { return connected_; }
-
-  void Send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return;  // the server may close early (a refused request); that is checked
-      done += static_cast<size_t>(n);
-    }
-  }
-
-  // Reads one response (headers and Content-Length body). Empty on EOF or timeout.
-  std::string ReadResponse(milliseconds deadline = milliseconds(10'000)) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    for (;;) {
-      const size_t end = buffer_.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        size_t length = 0;
-        const size_t cl = buffer_.find("Content-Length: ");
-        if (cl != std::string::npos && cl < end) length = std::stoul(buffer_.substr(cl + 16));
-        if (buffer_.size() >= end + 4 + length) {
-          std::string response = buffer_.substr(0, end + 4 + length);
-          buffer_.erase(0, end + 4 + length);
-          return response;
-        }
-      }
-      if (!Fill(until)) return "";
-    }
-  }
-
-  // True when the server has closed the connection (EOF) within the deadline.
-  bool Closed(milliseconds deadline = milliseconds(10'000)) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (Fill(until)) {
-    }
-    return eof_;
-  }
-
- private:
-  bool Fill(std::chrono::steady_clock::time_point until) {
-    const auto left =
-        std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || eof_) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char buf[4096];
-    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      eof_ = true;
-      return false;
-    }
-    buffer_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  bool eof_ = false;
-  std::string buffer_;
-};
+using testing::Peer;
 
 int HttpStatus(const std::string& response) {
   if (response.rfind("HTTP/1.1 ", 0) != 0) return 0;
@@ -154,7 +83,7 @@ class ApiHttpTest : public ::testing::Test {
 };
 
 TEST_F(ApiHttpTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
-  RawClient c(port_);
+  Peer c(port_);
   ASSERT_TRUE(c.connected());
   // Two requests in one write, then a third on the same connection.
   c.Send(kRequest + kRequest);
@@ -178,71 +107,71 @@ TEST_F(ApiHttpTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
   const std::string last = c.ReadResponse();
   EXPECT_EQ(HttpStatus(last), 403) << last;
   EXPECT_TRUE(HasHeader(last, "Connection: close")) << last;
-  EXPECT_TRUE(c.Closed());
+  EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
 }
 
 TEST_F(ApiHttpTest, Http10ClosesAfterOneAnswer) {
-  RawClient c(port_);
+  Peer c(port_);
   c.Send("GET /?Action=DescribeEvents HTTP/1.0\r\n\r\n");
   EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
-  EXPECT_TRUE(c.Closed());
+  EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
 }
 
 TEST_F(ApiHttpTest, BoundsWhatAPeerMaySend) {
   {  // Too many headers.
-    RawClient c(port_);
+    Peer c(port_);
     std::string request = "GET / HTTP/1.1\r\nHost: h\r\n";
     for (int i = 0; i < 100; ++i) request += "X-H" + std::to_string(i) + ": v\r\n";
     c.Send(request + "\r\n");
     const std::string r = c.ReadResponse();
     EXPECT_EQ(HttpStatus(r), 431) << r;
     EXPECT_NE(r.find("<Code>RequestHeaderFieldsTooLarge</Code>"), std::string::npos) << r;
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   {  // Headers too large in bytes.
-    RawClient c(port_);
+    Peer c(port_);
     c.Send("GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
     EXPECT_EQ(HttpStatus(c.ReadResponse()), 431);
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   {  // A body announced larger than the limit is refused before it is sent.
-    RawClient c(port_);
+    Peer c(port_);
     c.Send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n");
     const std::string r = c.ReadResponse();
     EXPECT_EQ(HttpStatus(r), 413) << r;
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   {  // A chunked body that grows past the limit.
-    RawClient c(port_);
+    Peer c(port_);
     std::string request = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
     const std::string chunk(65536, 'a');
     for (int i = 0; i < 20; ++i) request += "10000\r\n" + chunk + "\r\n";
     c.Send(request);
     EXPECT_EQ(HttpStatus(c.ReadResponse()), 413);
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   {  // A request-target over the limit.
-    RawClient c(port_);
+    Peer c(port_);
     c.Send("GET /?" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n");
     EXPECT_EQ(HttpStatus(c.ReadResponse()), 414);
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   {  // Not HTTP.
-    RawClient c(port_);
+    Peer c(port_);
     c.Send("HELLO THERE\r\n\r\n");
     const std::string r = c.ReadResponse();
     EXPECT_EQ(HttpStatus(r), 400) << r;
     EXPECT_NE(r.find("<Code>MalformedHttpRequest</Code>"), std::string::npos) << r;
-    EXPECT_TRUE(c.Closed());
+    EXPECT_TRUE(c.ClosedWithin(milliseconds(10'000)));
   }
   // The server still answers after all that.
-  RawClient c(port_);
+  Peer c(port_);
   c.Send(kRequest);
   EXPECT_EQ(HttpStatus(c.ReadResponse()), 403);
 }
 
 TEST_F(ApiHttpTest, OnlyPostAndGetOnTheRoot) {
-  RawClient c(port_);
+  Peer c(port_);
   c.Send("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n");
   std::string r = c.ReadResponse();
   EXPECT_EQ(HttpStatus(r), 405) << r;
@@ -254,16 +183,16 @@ TEST_F(ApiHttpTest, OnlyPostAndGetOnTheRoot) {
 }
 
 TEST_F(ApiHttpTest, StopClosesIdleConnectionsAndReturns) {
-  RawClient idle(port_);
+  Peer idle(port_);
   ASSERT_TRUE(idle.connected());
   idle.Send(kRequest);
   EXPECT_EQ(HttpStatus(idle.ReadResponse()), 403);
   stop_();
-  EXPECT_TRUE(idle.Closed());
+  EXPECT_TRUE(idle.ClosedWithin(milliseconds(10'000)));
   server_.join();
   EXPECT_TRUE(result_.ok()) << result_.message();
   // Nothing listens any more.
-  RawClient late(port_);
+  Peer late(port_);
   EXPECT_FALSE(late.connected());
 }
 
