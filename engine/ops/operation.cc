@@ -39,6 +39,7 @@ const Operation::Gate Operation::kGates[] = {
 // the journal and shut down (resume.cc).
 const Operation::Gate Operation::kResumeGates[] = {
     {"preflight", "target-resolved", When::kAlways, &Operation::ResumeTarget},
+    {"preflight", "permissions", When::kAlways, &Operation::CheckPermissions},
     {"preflight", "target-claimed", When::kAlways, &Operation::ClaimTarget},
     {"preflight", "snapshot-available", When::kSnapshot, &Operation::CheckResumedSnapshot},
     {"destroy", "topology-consistent", When::kDestroy, &Operation::RecheckResumed},

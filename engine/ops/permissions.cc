@@ -11,7 +11,8 @@
 //                           (Valkey 9+), PSYNC ? -1; a replica source also INFO replication
 //                           bgsave-file: CONFIG GET dir and dbfilename, INFO persistence,
 //                           LASTSAVE, BGSAVE
-//   a group's members       INFO replication (the destroy's topology recheck)
+//   a group's members       INFO replication (the destroy's topology recheck); ROLE when
+//                           finishing an interrupted delete (resume.cc)
 //   each node shut down     SHUTDOWN NOSAVE
 //   each sentinel           SENTINEL REMOVE <master> (RESET when the primary stays), as the
 //                           sentinel's default user: sentinels are asked without credentials
@@ -323,7 +324,7 @@ Task<Verdict> Operation::CheckPermissions() {
   if (Destroys()) {
     if (topology_.is_group) {
       for (const auto& node : topology_.nodes) {
-        add(node.get(), detail::Argv("INFO", "replication"),
+        add(node.get(), resuming_ ? detail::Argv("ROLE") : detail::Argv("INFO", "replication"),
             "to check the group again right before the shutdown", false);
       }
     }

@@ -2,9 +2,9 @@
 // The final snapshot is stored and proven; the journal lists the nodes to shut down, in order,
 // and which of them were already sent SHUTDOWN NOSAVE. Only the nodes still up are claimed
 // (ClaimTarget, claim.cc), checked against it (their roles) and shut down; ShutDownNodes
-// (destroy.cc) does the rest. The permissions gate is not run again: the interrupted run
-// checked every command, and a user who lost +shutdown since is refused at nodes-shutdown,
-// with the delete still pending.
+// (destroy.cc) does the rest. The permissions gate runs again for what is left to send (the
+// claim, ROLE, SHUTDOWN NOSAVE, the sentinels' part): a user who lost +shutdown since the
+// interruption is refused before anything is shut down, and the delete stays pending.
 #include "operation.h"
 
 namespace finalsnap::ops {
@@ -60,6 +60,10 @@ Task<Verdict> Operation::ResumeTarget() {
                                                        : " (it was not shut down by finalsnap)");
       continue;
     }
+    // The server's version, for the permissions gate (ACL DRYRUN is 7.0+). A node that does not
+    // answer INFO is checked by probes instead.
+    CommandOutcome info = co_await node->client->Command(detail::Argv("INFO", "server"));
+    if (info.ok()) node->facts = detail::ParseServerFacts(detail::ParseInfo(info.reply.str));
     destroy_order_.push_back(node.get());
     topology_.nodes.push_back(std::move(node));
   }

@@ -277,12 +277,13 @@ std::vector<Case> Cases() {
 
 INSTANTIATE_TEST_SUITE_P(Matrix, CrashTest, ::testing::ValuesIn(Cases()), CaseName);
 
-// Finishing an interrupted delete is claimed like any operation: while another finalsnap holds
-// the node (a connection named finalsnap:<id>), the re-run is refused and shuts nothing down;
-// once it is gone, the re-run finishes the delete.
-class ResumeClaimTest : public CrashTest {};
+// Finishing an interrupted delete passes the same preflight gates as any operation, for what is
+// left to do.
+class ResumeTest : public CrashTest {};
 
-TEST_P(ResumeClaimTest, ASecondFinisherIsRefusedUntilTheFirstIsGone) {
+// It is claimed: while another finalsnap holds the node (a connection named finalsnap:<id>), the
+// re-run is refused and shuts nothing down; once it is gone, the re-run finishes the delete.
+TEST_P(ResumeTest, ASecondFinisherIsRefusedUntilTheFirstIsGone) {
   StartNodes();
   ASSERT_FALSE(HasFatalFailure());
   ProcessResult killed = Run(Argv(), GetParam().failpoint);
@@ -314,7 +315,34 @@ TEST_P(ResumeClaimTest, ASecondFinisherIsRefusedUntilTheFirstIsGone) {
   ExpectRestores(1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Resume, ResumeClaimTest,
+// Its permissions are checked again: a user who lost +shutdown since the interruption is refused
+// at preflight, the node stays up and the delete stays pending; given it back, the re-run
+// finishes.
+TEST_P(ResumeTest, AUserWhoLostShutdownIsRefusedBeforeAnythingIsShutDown) {
+  StartNodes();
+  ASSERT_FALSE(HasFatalFailure());
+  ProcessResult killed = Run(Argv(), GetParam().failpoint);
+  ASSERT_EQ(killed.term_signal, SIGKILL) << killed.Describe();
+
+  RedisServer& node = *nodes_[0];
+  ASSERT_TRUE(node.Command("ACL", "SETUSER", "default", "-shutdown").ok());
+  ProcessResult refused = Run(Argv());
+  EXPECT_NE(refused.exit_code, 0) << refused.Describe();
+  EXPECT_NE(refused.stderr_text.find("gate permissions refused"), std::string::npos)
+      << refused.Describe();
+  EXPECT_NE(refused.stderr_text.find("NOPERM"), std::string::npos) << refused.Describe();
+  EXPECT_NE(refused.stderr_text.find("shutdown"), std::string::npos) << refused.Describe();
+  EXPECT_TRUE(node.Running()) << "the refused re-run shut the node down";
+  EXPECT_EQ(ClusterStatus(), "deleting");
+
+  ASSERT_TRUE(node.Command("ACL", "SETUSER", "default", "+shutdown").ok());
+  ProcessResult finished = Run(Argv());
+  ASSERT_EQ(finished.exit_code, 0) << finished.Describe();
+  EXPECT_TRUE(node.WaitForExit(milliseconds(10'000)).has_value());
+  ExpectRestores(1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Resume, ResumeTest,
                          ::testing::Values(Case{Cmd::kDeleteCacheCluster, "store/readback"}),
                          CaseName);
 
