@@ -1,14 +1,15 @@
-#include "topology.h"
-#include "finalsnap/text.h"
-
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 
+#include "discovery.h"
+#include "finalsnap/text.h"
+
+// Topology discovery: which nodes make up the target and what each is, from the fleet file's
+// endpoints (a standalone node, a primary with replicas, a Sentinel-managed group or a Redis
+// Cluster), and the recheck right before a destroy.
 namespace finalsnap::detail {
-// GCC 12: a coroutine is never called with a temporary argument inside a co_await (it frees the
-// temporary twice), so every such argument is named first.
-namespace {
+namespace discovery {
 
 std::optional<uint64_t> ToU64(std::string_view s) {
   uint64_t v = 0;
@@ -66,46 +67,6 @@ bool HasFlag(const std::string& flags, std::string_view flag) {
 }
 
 NodeAddress AddressOf(const Endpoint& e) { return NodeAddress{e.host, e.port}; }
-
-class Discovery {
- public:
-  Discovery(Loop& loop, const DiscoveryRequest& request) : loop_(loop), request_(request) {}
-
-  Task<Topology> Run();
-
- private:
-  // The node at `address`, connected and with INFO read; an existing one is reused. On failure
-  // sets topology_.unreachable and returns nullptr.
-  Task<GroupNode*> Attach(NodeAddress address);
-  Task<bool> Standalone();
-  Task<bool> Replicated(NodeAddress primary_address);
-  Task<bool> Cluster(GroupNode* seed);
-  // The primary as the sentinels see it; sets unreachable/inconsistent on failure.
-  Task<std::optional<NodeAddress>> AskSentinels();
-  Task<bool> CheckSentinelReplicas(const GroupShard& shard);
-  void NameMembers();
-  bool Inconsistent(std::string why) {
-    if (topology_.inconsistent.empty()) topology_.inconsistent = std::move(why);
-    return false;
-  }
-  // True (and discovery stops) when `r` is a NOPERM for `argv` on `node`: the refusal names it
-  // as such. Sentinels are asked without the nodes' credentials, as their default user.
-  bool Denied(const CommandOutcome& r, const std::vector<std::string>& argv,
-              const std::string& node, bool sentinel = false) {
-    if (!r.denied()) return false;
-    if (topology_.denied.empty()) {
-      topology_.denied =
-          NoPermText(sentinel ? std::string() : request_.auth.username, argv, node, r.reply.str);
-    }
-    Inconsistent(topology_.denied);
-    return true;
-  }
-
-  Loop& loop_;
-  const DiscoveryRequest& request_;
-  Topology topology_;
-  std::vector<std::map<std::string, std::string>> sentinel_replicas_;  // per sentinel, by addr
-};
 
 Task<GroupNode*> Discovery::Attach(NodeAddress address) {
   for (auto& n : topology_.nodes) {
@@ -256,99 +217,6 @@ Task<bool> Discovery::Standalone() {
   co_return true;
 }
 
-Task<std::optional<NodeAddress>> Discovery::AskSentinels() {
-  std::optional<NodeAddress> agreed;
-  std::string agreed_by;
-  for (const Endpoint& e : request_.sentinels) {
-    // Sentinels keep their own ACLs; they are asked without the nodes' credentials.
-    NodeClient sentinel(loop_, AddressOf(e), NodeAuth{}, request_.timeouts);
-    if (Status s = co_await sentinel.Connect(); !s.ok()) {
-      topology_.unreachable = "sentinel " + e.ToString() + " is not reachable: " + s.message();
-      co_return std::nullopt;
-    }
-    const std::string who = "sentinel " + e.ToString();
-    const std::vector<std::string> addr_argv =
-        Argv("SENTINEL", "get-master-addr-by-name", request_.master_name);
-    CommandOutcome addr = co_await sentinel.Command(addr_argv);
-    if (Denied(addr, addr_argv, who, /*sentinel=*/true)) co_return std::nullopt;
-    if (!addr.ok() || addr.reply.elements.size() != 2) {
-      topology_.unreachable = "sentinel " + e.ToString() + " does not know master '" +
-                              request_.master_name + "'" +
-                              (addr.ok() ? std::string() : ": " + addr.Error());
-      co_return std::nullopt;
-    }
-    const NodeAddress p{addr.reply.elements[0].str,
-                        static_cast<uint16_t>(ToU64(addr.reply.elements[1].str).value_or(0))};
-    if (!agreed) {
-      agreed = p;
-      agreed_by = e.ToString();
-    } else if (!SameAddress(*agreed, p.host, p.port)) {
-      Inconsistent("sentinels disagree about the primary: " + agreed_by + " names " +
-                   agreed->ToString() + ", " + e.ToString() + " names " + p.ToString());
-      co_return std::nullopt;
-    }
-    const std::vector<std::string> master_argv = Argv("SENTINEL", "MASTER", request_.master_name);
-    CommandOutcome master = co_await sentinel.Command(master_argv);
-    if (Denied(master, master_argv, who, /*sentinel=*/true)) co_return std::nullopt;
-    if (!master.ok()) {
-      Inconsistent("SENTINEL MASTER on " + e.ToString() + " failed: " + master.Error());
-      co_return std::nullopt;
-    }
-    const std::string flags = FlatMap(master.reply)["flags"];
-    for (const char* bad : {"failover_in_progress", "promoted", "s_down", "o_down"}) {
-      if (HasFlag(flags, bad)) {
-        Inconsistent(std::string("sentinel ") + e.ToString() + " reports the primary as " + bad +
-                     (HasFlag(flags, "failover_in_progress") ? " (a failover is in progress)" : "") +
-                     " (flags " + flags + ")");
-        co_return std::nullopt;
-      }
-    }
-    const std::vector<std::string> replicas_argv =
-        Argv("SENTINEL", "REPLICAS", request_.master_name);
-    CommandOutcome replicas = co_await sentinel.Command(replicas_argv);
-    if (Denied(replicas, replicas_argv, who, /*sentinel=*/true)) co_return std::nullopt;
-    std::map<std::string, std::string> seen;
-    if (replicas.ok()) {
-      for (const Reply& r : replicas.reply.elements) {
-        auto m = FlatMap(r);
-        seen[CanonicalHost(m["ip"]) + ":" + m["port"]] = m["flags"];
-      }
-    }
-    sentinel_replicas_.push_back(std::move(seen));
-    topology_.sentinels.push_back(AddressOf(e));
-  }
-  co_return agreed;
-}
-
-Task<bool> Discovery::CheckSentinelReplicas(const GroupShard& shard) {
-  for (size_t i = 0; i < sentinel_replicas_.size(); ++i) {
-    const std::string who = topology_.sentinels[i].ToString();
-    for (const auto& [addr, flags] : sentinel_replicas_[i]) {
-      if (HasFlag(flags, "s_down") || HasFlag(flags, "o_down") ||
-          HasFlag(flags, "disconnected")) {
-        co_return Inconsistent("sentinel " + who + " reports replica " + addr + " as down (flags " +
-                               flags + ")");
-      }
-      bool member = false;
-      for (const GroupNode* r : shard.replicas) {
-        member = member || CanonicalHost(r->address.host) + ":" +
-                                   std::to_string(r->address.port) == addr;
-      }
-      if (!member) {
-        co_return Inconsistent("sentinel " + who + " knows replica " + addr +
-                               ", which the primary does not list as online");
-      }
-    }
-    if (sentinel_replicas_[i].size() != shard.replicas.size()) {
-      co_return Inconsistent("sentinel " + who + " knows " +
-                             std::to_string(sentinel_replicas_[i].size()) +
-                             " replica(s), the primary lists " +
-                             std::to_string(shard.replicas.size()));
-    }
-  }
-  co_return true;
-}
-
 Task<bool> Discovery::Replicated(NodeAddress primary_address) {
   GroupNode* primary = co_await Attach(primary_address);
   if (primary == nullptr) co_return false;
@@ -416,149 +284,6 @@ Task<bool> Discovery::Replicated(NodeAddress primary_address) {
   co_return true;
 }
 
-Task<bool> Discovery::Cluster(GroupNode* seed) {
-  const std::string seed_address = seed->address.ToString();
-  CommandOutcome nodes_reply = co_await seed->client->Command(Argv("CLUSTER", "NODES"));
-  if (Denied(nodes_reply, Argv("CLUSTER", "NODES"), seed_address)) co_return false;
-  if (!nodes_reply.ok()) {
-    co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + " failed: " +
-                           nodes_reply.Error());
-  }
-  Expected<std::vector<ClusterNodeLine>> lines = ParseClusterNodes(nodes_reply.reply.str);
-  if (!lines.ok()) {
-    co_return Inconsistent("CLUSTER NODES on " + seed->address.ToString() + ": " +
-                           lines.error().message());
-  }
-  CommandOutcome cinfo = co_await seed->client->Command(Argv("CLUSTER", "INFO"));
-  if (Denied(cinfo, Argv("CLUSTER", "INFO"), seed_address)) co_return false;
-  if (cinfo.ok()) {
-    const std::string state = Field(ParseInfo(cinfo.reply.str), "cluster_state");
-    if (state != "ok") co_return Inconsistent("cluster_state is " + state + ", not ok");
-  }
-  int covered = 0;
-  std::vector<const ClusterNodeLine*> masters;
-  for (const ClusterNodeLine& l : *lines) {
-    for (const char* bad : {"fail", "fail?", "handshake", "noaddr"}) {
-      if (l.flags.count(bad)) {
-        co_return Inconsistent("cluster node " + l.host + ":" + std::to_string(l.port) +
-                               " is flagged " + bad);
-      }
-    }
-    if (l.migrating) {
-      co_return Inconsistent("slots are migrating on " + l.host + ":" + std::to_string(l.port));
-    }
-    if (l.flags.count("master")) {
-      if (l.slots.empty()) {
-        co_return Inconsistent("primary " + l.host + ":" + std::to_string(l.port) +
-                               " serves no slots");
-      }
-      for (auto [a, b] : l.slots) covered += b - a + 1;
-      masters.push_back(&l);
-    }
-  }
-  if (covered != 16384) {
-    co_return Inconsistent("only " + std::to_string(covered) + " of 16384 slots are served");
-  }
-  std::sort(masters.begin(), masters.end(),
-            [](const ClusterNodeLine* a, const ClusterNodeLine* b) {
-              return a->slots.front().first < b->slots.front().first;
-            });
-  // The view every node must share: who is primary, which slots each primary serves, and whose
-  // replica each node is. (A slot a node gave up with CLUSTER DELSLOTS stays assigned in the
-  // other nodes' views, so only comparing every view finds it.)
-  auto signature = [](const std::vector<ClusterNodeLine>& ls) {
-    std::vector<std::string> parts;
-    for (const ClusterNodeLine& l : ls) {
-      parts.push_back(l.id + (l.flags.count("master")
-                                  ? " master " + SlotRangesText(l.slots)
-                                  : " of " + l.master_id));
-    }
-    std::sort(parts.begin(), parts.end());
-    std::string s;
-    for (const std::string& p : parts) s += p + ";";
-    return s;
-  };
-  const std::string view = signature(*lines);
-  for (size_t i = 0; i < masters.size(); ++i) {
-    const ClusterNodeLine* m = masters[i];
-    GroupShard shard;
-    shard.node_group_id = Pad(i + 1, 4);
-    shard.slots = m->slots;
-    const NodeAddress primary_address{m->host, m->port};
-    shard.primary = co_await Attach(primary_address);
-    if (shard.primary == nullptr) co_return false;
-    shard.primary->cluster_node_id = m->id;
-    for (const ClusterNodeLine& l : *lines) {
-      if (l.master_id != m->id) continue;
-      const NodeAddress address{l.host, l.port};
-      GroupNode* r = co_await Attach(address);
-      if (r == nullptr) co_return false;
-      r->cluster_node_id = l.id;
-      if (r->primary || !SameAddress(shard.primary->address, r->master_host, r->master_port)) {
-        co_return Inconsistent("members disagree about who is primary: CLUSTER NODES makes " +
-                               r->address.ToString() + " a replica of " +
-                               shard.primary->address.ToString() + ", but its INFO says " +
-                               (r->primary ? std::string("role master")
-                                           : "it follows " + r->master_host + ":" +
-                                                 std::to_string(r->master_port)));
-      }
-      if (!r->link_up) {
-        co_return Inconsistent("replica " + r->address.ToString() +
-                               " has its link to the primary down");
-      }
-      shard.replicas.push_back(r);
-    }
-    if (!shard.primary->primary) {
-      co_return Inconsistent("CLUSTER NODES makes " + shard.primary->address.ToString() +
-                             " a primary, but its INFO says role " + shard.primary->facts.role);
-    }
-    std::sort(shard.replicas.begin(), shard.replicas.end(), AddressLess);
-    shard.members = shard.replicas;
-    shard.members.push_back(shard.primary);
-    std::sort(shard.members.begin(), shard.members.end(), AddressLess);
-    topology_.shards.push_back(std::move(shard));
-  }
-  for (const ClusterNodeLine& l : *lines) {
-    if (l.flags.count("slave") && std::none_of(masters.begin(), masters.end(),
-                                               [&](const ClusterNodeLine* m) {
-                                                 return m->id == l.master_id;
-                                               })) {
-      co_return Inconsistent("replica " + l.host + ":" + std::to_string(l.port) +
-                             " follows " + l.master_id + ", which is not a primary");
-    }
-  }
-  // Every member must see the same cluster, and see it healthy.
-  for (auto& n : topology_.nodes) {
-    if (n.get() == seed) continue;
-    CommandOutcome r = co_await n->client->Command(Argv("CLUSTER", "NODES"));
-    if (Denied(r, Argv("CLUSTER", "NODES"), n->address.ToString())) co_return false;
-    const bool same = r.ok() && [&] {
-      Expected<std::vector<ClusterNodeLine>> other = ParseClusterNodes(r.reply.str);
-      return other.ok() && signature(*other) == view;
-    }();
-    if (!same) {
-      co_return Inconsistent("members disagree about the cluster: " + n->address.ToString() +
-                             " and " + seed->address.ToString() +
-                             " have different CLUSTER NODES views (primaries, slots, replicas)");
-    }
-    CommandOutcome info = co_await n->client->Command(Argv("CLUSTER", "INFO"));
-    if (Denied(info, Argv("CLUSTER", "INFO"), n->address.ToString())) co_return false;
-    const std::string state = info.ok() ? Field(ParseInfo(info.reply.str), "cluster_state") : "";
-    if (state != "ok") {
-      co_return Inconsistent("cluster_state on " + n->address.ToString() + " is " +
-                             (info.ok() ? state : info.Error()) + ", not ok");
-    }
-  }
-  size_t replicas = 0;
-  for (const GroupShard& s : topology_.shards) replicas += s.replicas.size();
-  topology_.topology_evidence =
-      "Redis Cluster: " + std::to_string(topology_.shards.size()) + " shard(s), " +
-      std::to_string(replicas) + " replica(s), all 16384 slots served, cluster_state ok, " +
-      "every node's CLUSTER NODES and INFO agree, every link up";
-  NameMembers();
-  co_return true;
-}
-
 void Discovery::NameMembers() {
   for (GroupShard& s : topology_.shards) {
     for (size_t i = 0; i < s.members.size(); ++i) {
@@ -569,7 +294,11 @@ void Discovery::NameMembers() {
   }
 }
 
-}  // namespace
+}  // namespace discovery
+
+using discovery::Field;
+using discovery::SameAddress;
+using discovery::ToU64;
 
 GroupNode* Topology::FindMember(std::string_view id) const {
   for (const auto& n : nodes) {
@@ -590,7 +319,7 @@ std::string Topology::PrimaryReplId(const GroupShard& shard) const {
 }
 
 Task<Topology> Discover(Loop& loop, const DiscoveryRequest& request) {
-  Discovery d(loop, request);
+  discovery::Discovery d(loop, request);
   Topology t = co_await d.Run();
   co_return t;
 }
