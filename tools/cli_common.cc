@@ -68,6 +68,9 @@ Json SnapshotJson(const Snapshot& snapshot) {
   // The manifest is the store's one serialisation of a snapshot; its fields beyond the model
   // (files, checksums, keyspace, gates) are what an operator reads in the CLI's answer.
   AddMissingMembers(j, Json::parse(SnapshotToJson(snapshot)));
+  // Why a snapshot is "failed" (its manifest or a file it names is unusable): not stored, found
+  // when the storage is read.
+  if (!snapshot.status_message.empty()) j["StatusMessage"] = snapshot.status_message;
   return j;
 }
 

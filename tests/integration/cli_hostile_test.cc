@@ -106,7 +106,11 @@ TEST_F(CliHostileTest, RestoreRefusesAnEscapingNodeGroupIdAndWritesNothing) {
   // describe-snapshots shows it failed, never available.
   const ProcessResult described = Cli({"describe-snapshots", "--snapshot-name", "handmade"});
   ASSERT_EQ(described.exit_code, 0) << described.Describe();
-  EXPECT_EQ(json::parse(described.stdout_text)["Snapshots"][0]["SnapshotStatus"], "failed");
+  const json shown = json::parse(described.stdout_text)["Snapshots"][0];
+  EXPECT_EQ(shown["SnapshotStatus"], "failed");
+  EXPECT_NE(shown.value("StatusMessage", "").find("NodeSnapshots[1].NodeGroupId"),
+            std::string::npos)
+      << described.stdout_text;
 }
 
 TEST_F(CliHostileTest, RestoreAndVerifyRefuseAnAbsoluteFile) {
