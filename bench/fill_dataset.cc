@@ -1,7 +1,8 @@
-// fill_dataset: fills a running Redis server with localnode's mixed data set (FillDataset's every
-// type in every encoding) of a given size, for benchmarks that need a large real RDB.
+// fill_dataset: fills a running Redis server with one of localnode's data sets (a shape: every
+// type in every encoding by default, or sessions, small JSON documents, small hashes, ... as
+// localnode/dataset.h lists them) of a given size, for benchmarks that need a large real RDB.
 //
-//   fill_dataset --port 6379 [--host 127.0.0.1] --bytes 300000000 [--seed 1]
+//   fill_dataset --port 6379 [--host 127.0.0.1] --bytes 300000000 [--seed 1] [--shape smallkeys]
 //                [--databases 0,3,15] [--expire-fraction 0.1] [--prefix p:] [--no-functions]
 //
 // Progress goes to stderr; the summary (keys per database, bytes, time) to stdout. Exit status 0
@@ -27,6 +28,8 @@ using finalsnap::localnode::DatasetStats;
 
 constexpr std::string_view kUsage =
     "usage: fill_dataset --port P [--host 127.0.0.1] (--bytes N | --keys N) [--seed S]\n"
+    "                    [--shape encodings|application|sessions|json|hashes|collections|\n"
+    "                             smallkeys|huge|streams]\n"
     "                    [--databases 0,3,15] [--expire-fraction F] [--prefix P]\n"
     "                    [--no-functions] [--no-plain-nodes]\n"
     "N accepts a K, M or G suffix (powers of 1000).\n";
@@ -102,6 +105,10 @@ Args ParseArgs(int argc, char** argv) {
       } catch (const std::exception&) {
         throw UsageError("--expire-fraction: not a number: '" + text + "'");
       }
+    } else if (flag == "--shape") {
+      finalsnap::Expected<DatasetOptions::Mix> mix = finalsnap::localnode::MixByName(value());
+      if (!mix.ok()) throw UsageError("--shape: " + mix.error().message());
+      args.dataset.mix = *mix;
     } else if (flag == "--prefix") {
       args.dataset.key_prefix = value();
     } else if (flag == "--no-functions") {

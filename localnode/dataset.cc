@@ -201,7 +201,7 @@ Expected<DatasetStats> Filler::Run() {
   if (every_encoding && options_.plain_list_nodes) {
     stats_.plain_list_nodes = SetPackedThreshold(kFillPackedThreshold);
   }
-  const std::vector<Kind> kinds = every_encoding ? EveryEncodingKinds() : ApplicationKinds();
+  const std::vector<Kind> kinds = ShapeKinds();
 
   for (uint64_t cycle = 0; !Done() && !pipeline_.failed(); ++cycle) {
     db_ = options_.databases[cycle % options_.databases.size()];
@@ -249,7 +249,10 @@ void Filler::CountKey(const std::string& kind, const std::string& key) {
 }
 
 void Filler::MaybeExpire(const std::string& key) {
-  if (!rng_.Chance(options_.expire_fraction)) return;
+  if (rng_.Chance(options_.expire_fraction)) Expire(key);
+}
+
+void Filler::Expire(const std::string& key) {
   uint64_t at = kExpireBaseSeconds + rng_.Uniform(0, 365 * 86400);
   // Both forms end up as a millisecond expiry in the RDB; PEXPIREAT gives non-round ones.
   if (rng_.Chance(0.5)) {
@@ -304,6 +307,38 @@ void Filler::LoadFunctions() {
 Expected<DatasetStats> FillDataset(redisContext* c, const DatasetOptions& options) {
   if (c == nullptr) return Status::Error("FillDataset: null context");
   return detail::Filler(c, options).Run();
+}
+
+namespace {
+
+constexpr std::pair<DatasetOptions::Mix, std::string_view> kMixNames[] = {
+    {DatasetOptions::Mix::kEveryEncoding, "encodings"},
+    {DatasetOptions::Mix::kApplication, "application"},
+    {DatasetOptions::Mix::kSessions, "sessions"},
+    {DatasetOptions::Mix::kJsonDocuments, "json"},
+    {DatasetOptions::Mix::kSmallHashes, "hashes"},
+    {DatasetOptions::Mix::kSmallCollections, "collections"},
+    {DatasetOptions::Mix::kSmallKeys, "smallkeys"},
+    {DatasetOptions::Mix::kHugeKeys, "huge"},
+    {DatasetOptions::Mix::kStreams, "streams"},
+};
+
+}  // namespace
+
+std::string MixName(DatasetOptions::Mix mix) {
+  for (const auto& [m, name] : kMixNames) {
+    if (m == mix) return std::string(name);
+  }
+  return "?";
+}
+
+Expected<DatasetOptions::Mix> MixByName(std::string_view name) {
+  std::string known;
+  for (const auto& [m, n] : kMixNames) {
+    if (n == name) return m;
+    known += (known.empty() ? "" : ", ") + std::string(n);
+  }
+  return Status::Error("unknown shape '" + std::string(name) + "' (known: " + known + ")");
 }
 
 }  // namespace finalsnap::localnode

@@ -1,7 +1,8 @@
 // FillDataset's insides (private to localnode): a Filler walks a table of kinds, drawing every size
 // and value from one seeded generator, and sends the commands through a Pipeline that reads
 // replies in batches. dataset.cc has the driver and the value generators, dataset_kinds.cc the
-// every-encoding kinds, dataset_application.cc the application kinds.
+// every-encoding kinds, dataset_application.cc the application kinds, dataset_shapes.cc the
+// benchmark shapes.
 //
 // Errors are sticky: the first failure (an error reply, a lost connection) is kept by the
 // Pipeline, every later command is dropped, and the driver stops at the next kind and returns
@@ -102,6 +103,8 @@ class Filler {
   using Kind = void (Filler::*)();
   std::vector<Kind> EveryEncodingKinds() const;
   std::vector<Kind> ApplicationKinds() const;
+  // The kinds of options_.mix, whichever it is (dataset_shapes.cc).
+  std::vector<Kind> ShapeKinds() const;
 
   bool Done() const;
   // A command that writes payload: its arguments after the command name count as bytes.
@@ -112,8 +115,10 @@ class Filler {
   std::string NewKey(const std::string& kind);
   // Counts `key`, a new key of `kind`, in the current database.
   void CountKey(const std::string& kind, const std::string& key);
-  // Called after the key exists: EXPIREAT on a missing key would do nothing.
+  // Called after the key exists: EXPIREAT on a missing key would do nothing. MaybeExpire gives
+  // an expiry to options_.expire_fraction of the keys, Expire to every one.
   void MaybeExpire(const std::string& key);
+  void Expire(const std::string& key);
   // DEBUG QUICKLIST-PACKED-THRESHOLD; false when the server refuses DEBUG.
   bool SetPackedThreshold(uint64_t bytes);
   void LoadFunctions();
@@ -152,6 +157,18 @@ class Filler {
   void AppStreamEntry();
   // 4..40 elements, or one time in a thousand 600..1200 (hashtable, skiplist, quicklist nodes).
   uint64_t AppElements();
+
+  // The benchmark shapes (dataset_shapes.cc).
+  void SessionString();
+  void JsonDocument();
+  void SmallHash();
+  void SmallSortedSet();
+  void SmallList();
+  void HugeCollection(const std::string& kind, const char* command, uint64_t elements, bool scored);
+  void HugeHash();
+  void HugeList();
+  void HugeSortedSet();
+  void HugeString();
 
   redisContext* c_;
   const DatasetOptions& options_;

@@ -335,6 +335,64 @@ TEST(FillMixedTest, KindsHaveTheirEncodings) {
   EXPECT_EQ(server.Keyspace(), stats.databases);
 }
 
+// Every benchmark shape fills the server with what it promises: its kinds in their compact
+// encodings (the point of the small-key shapes), the counts the server reports, sessions all
+// with a TTL, and an RDB the validator reads with the same counts.
+TEST(FillMixedTest, EveryShapeWritesWhatItPromises) {
+  using Mix = DatasetOptions::Mix;
+  struct Shape {
+    Mix mix;
+    std::map<std::string, std::string> encodings;  // kind -> OBJECT ENCODING of its first key
+    uint64_t min_keys;                             // in the 2 MB (huge: 80 MB) it writes
+    uint64_t max_keys;
+  };
+  const std::vector<Shape> shapes = {
+      {Mix::kSessions, {}, 10'000, 40'000},
+      {Mix::kJsonDocuments, {{"doc", "raw"}}, 5'000, 20'000},
+      {Mix::kSmallHashes, {{"hash", "listpack"}}, 5'000, 40'000},
+      {Mix::kSmallCollections, {{"zset", "listpack"}}, 1'000, 10'000},
+      {Mix::kSmallKeys,
+       {{"doc", "raw"}, {"hash", "listpack"}, {"zset", "listpack"}},
+       2'000,
+       20'000},
+      {Mix::kHugeKeys, {{"huge:hash", "hashtable"}, {"huge:list", "quicklist"}}, 2, 10},
+      {Mix::kStreams, {{"stream:groups", "stream"}}, 50, 1'000},
+  };
+  for (const Shape& shape : shapes) {
+    const std::string name = localnode::MixName(shape.mix);
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(localnode::MixByName(name).ok());
+    EXPECT_EQ(*localnode::MixByName(name), shape.mix);
+    RedisServer server;
+    server.Start();
+    RedisContextPtr c = server.Connect();
+    DatasetOptions options;
+    options.mix = shape.mix;
+    options.seed = 9;
+    options.with_functions = false;
+    options.databases = {0};
+    // Huge keys need a few of them: 300k-field hash, 500k-element list.
+    options.target_bytes = shape.mix == Mix::kHugeKeys ? 80'000'000 : 2'000'000;
+    const DatasetStats stats = FillMixed(c.get(), options);
+    ASSERT_EQ(server.Keyspace(), stats.databases);
+    for (const auto& [kind, encoding] : shape.encodings) {
+      SCOPED_TRACE(kind);
+      ASSERT_TRUE(stats.samples.contains(kind));
+      const Reply r = server.Command("OBJECT", "ENCODING", stats.samples.at(kind).key);
+      EXPECT_EQ(r.str, encoding) << r.ToString();
+    }
+    if (shape.mix == Mix::kSessions) {
+      EXPECT_EQ(stats.expires, stats.keys);
+    }
+    EXPECT_GE(stats.keys, shape.min_keys);
+    EXPECT_LE(stats.keys, shape.max_keys);
+    const Outcome out = Validate(ReadBytes(server.Save()), Chunking::kWhole);
+    ASSERT_EQ(out.progress, rdb::Progress::kDone) << out.diagnostic.ToString();
+    EXPECT_EQ(out.report.databases, stats.databases);
+  }
+  EXPECT_FALSE(localnode::MixByName("bogus").ok());
+}
+
 TEST(FillMixedTest, SameSeedSameData) {
   auto digest = [](uint64_t seed) {
     RedisServer server;

@@ -42,6 +42,18 @@
 // to one of 64 streams per database ("stream:0".."stream:63", which grow long). It compresses
 // about as well as typical application data, not as well as zeros, and has many keys per MB.
 //
+// The benchmark shapes, each one kind of data a real fleet holds a lot of (names as MixName):
+//
+//   sessions     session tokens of 40..160 bytes, every one with a TTL
+//   json         small JSON documents (a user record, ~80..500 bytes)
+//   hashes       small hashes, 3..16 fields (listpack)
+//   collections  small sorted sets and lists, 4..32 elements (listpack)
+//   smallkeys    the small-key mix: JSON strings, sessions, small hashes, lists, sorted sets
+//   huge         a few huge keys: 300k-field hashes, 500k-element lists, 200k-member sorted
+//                sets, 32 MiB strings
+//   streams      streams of up to 300 entries with two consumer groups (as stream:groups)
+//   encodings    kEveryEncoding;  application  kApplication
+//
 // A fraction of keys get an expiry (EXPIREAT years ahead, so none expire while in use). With
 // `with_functions`, Lua libraries are loaded with FUNCTION LOAD REPLACE.
 //
@@ -57,6 +69,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "finalsnap/rdb/validator.h"
@@ -86,7 +99,17 @@ struct DatasetOptions {
   // Called after every batch with the payload bytes written so far.
   std::function<void(uint64_t bytes)> progress;
 
-  enum class Mix { kEveryEncoding, kApplication };
+  enum class Mix {
+    kEveryEncoding,
+    kApplication,
+    kSessions,
+    kJsonDocuments,
+    kSmallHashes,
+    kSmallCollections,
+    kSmallKeys,
+    kHugeKeys,
+    kStreams,
+  };
   Mix mix = Mix::kEveryEncoding;
   // Keep every 97th new key, up to this many, in DatasetStats::spot_checks: keys to read back
   // where DEBUG DIGEST is not available.
@@ -111,6 +134,11 @@ struct DatasetStats {
   bool plain_list_nodes = false;       // whether list:plain keys were written
   std::vector<SampleKey> spot_checks;  // see DatasetOptions::spot_checks
 };
+
+// A mix's name ("smallkeys", ...; see above) and back; an unknown name is an error that lists
+// the known ones.
+std::string MixName(DatasetOptions::Mix mix);
+Expected<DatasetOptions::Mix> MixByName(std::string_view name);
 
 // Fills the server behind `c` (a blocking hiredis context) as described above. Fails for bad
 // options, and, naming the command and key, for an error reply or a connection failure. Leaves
