@@ -85,6 +85,26 @@ stop_redis() {
   done
 }
 
+# The CPU seconds (user + sys) of redis-server $1's reaped fork children so far: INFO cpu's
+# used_cpu_user_children + used_cpu_sys_children. Read it once no child runs (wait_no_child).
+children_cpu() {
+  redis-cli -p "$1" info cpu |
+    awk -F: '/^used_cpu_(user|sys)_children:/ { s += $2 } END { printf "%.3f", s }'
+}
+
+# Waits (30 s at most) until redis-server $1 has no fork child left (no RDB save or transfer in
+# progress), so that children_cpu counts the last one.
+wait_no_child() {
+  local deadline=$((SECONDS + 30))
+  until redis-cli -p "$1" info persistence | grep -q '^rdb_bgsave_in_progress:0'; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "redis-server on port $1 still has a fork child after 30 s" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
 # Seconds elapsed since $1, a value of $EPOCHREALTIME, with millisecond precision.
 seconds_since() {
   awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'

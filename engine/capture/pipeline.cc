@@ -31,6 +31,11 @@ void BufferPool::Unref(int id) {
 
 namespace {
 
+// The compressor is woken once this much is queued for it (Pipeline::unwoken_bytes_)...
+constexpr size_t kWakeBytes = size_t{512} << 10;
+// ...or once no more than this many pool buffers are free, so backpressure never waits on it.
+constexpr size_t kWakeFreeBuffers = 4;
+
 // Writes all of `data` to `fd`; an error message or empty.
 std::string WriteAll(int fd, const uint8_t* data, size_t size) {
   while (size > 0) {
@@ -217,7 +222,11 @@ bool Pipeline::Push(int id, std::span<const uint8_t> bytes) {
     std::lock_guard lock(mutex_);
     work_.push_back(Work{id, bytes.data(), bytes.size()});
   }
-  work_ready_.notify_one();
+  unwoken_bytes_ += bytes.size();
+  if (unwoken_bytes_ >= kWakeBytes || pool_.free_count() <= kWakeFreeBuffers) {
+    unwoken_bytes_ = 0;
+    work_ready_.notify_one();
+  }
   return true;
 }
 
@@ -226,15 +235,18 @@ void Pipeline::CompressorMain() {
   encoder->follower = follower_;
   encoder->progress = &written_;
   std::string error;
+  std::deque<Work> batch;
   for (;;) {
-    Work w;
-    {
+    if (batch.empty()) {
+      // Everything queued at once; the loop hears back once per batch.
+      uv_async_send(async_);
       std::unique_lock lock(mutex_);
       work_ready_.wait(lock, [this] { return abort_ || !work_.empty(); });
       if (abort_) return;
-      w = work_.front();
-      work_.pop_front();
+      batch.swap(work_);
     }
+    const Work w = batch.front();
+    batch.pop_front();
     if (w.id < 0) {
       if (error.empty()) error = encoder->End();
       if (follower_ != nullptr) {
@@ -254,11 +266,16 @@ void Pipeline::CompressorMain() {
     }
     // After a failed write keep draining, so every buffer goes back to the pool.
     if (error.empty()) error = encoder->Update(w.data, w.size);
-    {
-      std::lock_guard lock(mutex_);
-      completed_.push_back(w.id);
+    std::lock_guard lock(mutex_);
+    completed_.push_back(w.id);
+    if (abort_) {
+      // Abort() returns what is completed (and still queued) to the pool, the rest of this
+      // batch included.
+      for (const Work& left : batch) {
+        if (left.id >= 0) completed_.push_back(left.id);
+      }
+      return;
     }
-    uv_async_send(async_);
   }
 }
 

@@ -135,6 +135,11 @@ class Pipeline {
   rdb::Validator validator_;
   uint64_t payload_bytes_ = 0;
   std::string first_error_;
+  // Bytes pushed since the compressor was last woken (loop thread). Waking it for every socket
+  // read (tens of KiB while the server's fork child is the bottleneck) cost a futex wake, a
+  // context switch and an eventfd write back each time: it is woken once kWakeBytes are queued,
+  // when the pool runs low, and at the end.
+  size_t unwoken_bytes_ = 0;
 
   // Shared with the compressor thread, under mutex_.
   std::mutex mutex_;
