@@ -4,10 +4,12 @@
 # another (create-snapshot --cache-cluster-id of each shard's primary), in the same run.
 #
 #   bench/group_parallel_vs_sequential.sh [BUILD_DIR [MB_PER_SHARD [ROUNDS]]]  (defaults: build 150 3)
+#   BENCH_SHAPE=smallkeys bench/group_parallel_vs_sequential.sh ...  (default: encodings)
 #
 # Starts three cluster-enabled redis-servers (primaries only: replicas play no part in a capture
 # from the primaries), assigns the slots with redis-cli --cluster create, loads MB_PER_SHARD MB
-# of mixed data into each shard (fill_dataset, keys under a hash tag of that shard), then for
+# of one data shape into each shard (fill_dataset --shape, keys under a hash tag of that shard;
+# bench/shapes runs this script for each shape), then for
 # each round times with GNU time (wall seconds, peak RSS) both ways, into zstd -1 storage with
 # fsync and readback. Prints the best round of each, the ratio parallel / sequential and the
 # peak RSS of the parallel run, then one JSON line. Progress goes to stderr.
@@ -21,6 +23,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 BUILD=${1:-build}
 MB=${2:-150}
 ROUNDS=${3:-3}
+SHAPE=${BENCH_SHAPE:-encodings}
 [[ $MB =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
   { echo "usage: $0 [BUILD_DIR [MB_PER_SHARD [ROUNDS]]]" >&2; exit 2; }
 for tool in finalsnap fill_dataset; do
@@ -66,9 +69,9 @@ tag_for() {
 }
 for i in 0 1 2; do
   tag=$(tag_for "${ports[$i]}")
-  log "loading $MB MB of mixed data into shard $((i + 1)) (port ${ports[$i]}, keys under $tag)"
+  log "loading $MB MB of shape $SHAPE into shard $((i + 1)) (port ${ports[$i]}, keys under $tag)"
   "$BUILD/fill_dataset" --port "${ports[$i]}" --bytes "${MB}M" --seed $((7 + i)) \
-    --databases 0 --prefix "$tag" --no-functions >&2
+    --databases 0 --prefix "$tag" --no-functions --shape "$SHAPE" >&2
 done
 
 cat >"$work/fleet.toml" <<EOF
@@ -129,12 +132,12 @@ floor=$(awk -v c="$par_cpu" -v n="$cores" -v s="$best_seq" 'BEGIN { printf "%.3f
 par_mib=$(awk -v k="$par_rss" 'BEGIN { printf "%.1f", k / 1024 }')
 seq_mib=$(awk -v k="$seq_rss" 'BEGIN { printf "%.1f", k / 1024 }')
 cat <<EOF
-data set:                 3 shards x $MB MB, best of $ROUNDS rounds
+data set:                 3 shards x $MB MB of shape $SHAPE, best of $ROUNDS rounds
 sequential (3 captures):  ${best_seq} s, peak RSS ${seq_mib} MiB per capture
 parallel (1 capture):     ${best_par} s, peak RSS ${par_mib} MiB for 3 shards in flight
 parallel / sequential:    ${ratio}x
 cpu, last round:          sequential ${seq_cpu} s, parallel ${par_cpu} s (finalsnap + servers);
                           on $cores cores parallel needs at least ${floor}x the sequential time
 EOF
-printf '{"mb_per_shard": %s, "sequential_s": %s, "parallel_s": %s, "ratio": %s, "parallel_peak_rss_mib": %s, "sequential_peak_rss_mib": %s, "sequential_cpu_s": %s, "parallel_cpu_s": %s, "cores": %s, "cpu_floor_ratio": %s}\n' \
-  "$MB" "$best_seq" "$best_par" "$ratio" "$par_mib" "$seq_mib" "$seq_cpu" "$par_cpu" "$cores" "$floor"
+printf '{"shape": "%s", "mb_per_shard": %s, "sequential_s": %s, "parallel_s": %s, "ratio": %s, "parallel_peak_rss_mib": %s, "sequential_peak_rss_mib": %s, "sequential_cpu_s": %s, "parallel_cpu_s": %s, "cores": %s, "cpu_floor_ratio": %s}\n' \
+  "$SHAPE" "$MB" "$best_seq" "$best_par" "$ratio" "$par_mib" "$seq_mib" "$seq_cpu" "$par_cpu" "$cores" "$floor"

@@ -2,10 +2,12 @@
 # End-to-end comparison of `finalsnap verify` with Redis's own `redis-check-rdb` on a large RDB.
 #
 #   bench/verify_vs_check_rdb.sh [BUILD_DIR [SIZE_MB]]      (defaults: build 320)
+#   BENCH_SHAPE=smallkeys bench/verify_vs_check_rdb.sh ...   (default: encodings)
 #
 # Starts a throwaway redis-server on a free loopback port, fills it with SIZE_MB MB (10^6 bytes,
-# as fill_dataset counts) of mixed-type payload (every value type and encoding, via the
-# fill_dataset tool), saves dump.rdb and stops the server. It then times, with GNU time (wall
+# as fill_dataset counts) of payload of one data shape (fill_dataset --shape; by default every
+# value type and encoding; bench/shapes runs this script for each shape), saves dump.rdb and
+# stops the server. It then times, with GNU time (wall
 # seconds and peak RSS), `finalsnap verify` on the RDB three times (best and median),
 # `redis-check-rdb` once (it is much slower) and `finalsnap verify` on a zstd -1 copy three times.
 # Results go to stdout as text and then as one JSON line; progress goes to stderr. Everything
@@ -19,6 +21,7 @@ set -euo pipefail
 
 readonly BUILD=${1:-build}
 readonly SIZE_MB=${2:-320}
+readonly SHAPE=${BENCH_SHAPE:-encodings}
 readonly FINALSNAP="$BUILD/finalsnap"
 readonly FILL="$BUILD/fill_dataset"
 readonly GNU_TIME=/usr/bin/time
@@ -191,8 +194,9 @@ bool() { if (($1 == 0)); then echo true; else echo false; fi; }
 
 start_server
 fill_start=$(now)
-log "filling with $SIZE_MB MB of mixed-type data"
-"$FILL" --port "$PORT" --bytes "${SIZE_MB}M" >"$WORK/fill.out" 2>"$WORK/fill.err" ||
+log "filling with $SIZE_MB MB of shape $SHAPE"
+"$FILL" --port "$PORT" --bytes "${SIZE_MB}M" --shape "$SHAPE" >"$WORK/fill.out" \
+  2>"$WORK/fill.err" ||
   die "fill_dataset failed: $(tail -n 5 "$WORK/fill.err")"
 fill_seconds=$(awk -v a="$fill_start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 keys=$(redis-cli -h 127.0.0.1 -p "$PORT" info keyspace |
@@ -242,8 +246,8 @@ mbps() {
 fs_mbps=$(mbps "$rdb_bytes" "$fs_median")
 check_mbps=$(mbps "$rdb_bytes" "$check_seconds")
 
-printf 'RDB file:              %s bytes (%s MiB), %s keys, from %s MB of payload\n' \
-  "$rdb_bytes" "$(mib "$rdb_bytes")" "$keys" "$SIZE_MB"
+printf 'RDB file:              %s bytes (%s MiB), %s keys, from %s MB of payload, shape %s\n' \
+  "$rdb_bytes" "$(mib "$rdb_bytes")" "$keys" "$SIZE_MB" "$SHAPE"
 printf 'finalsnap verify:      best %ss, median %ss (%s MB/s), peak RSS %s MiB, valid: %s\n' \
   "$fs_best" "$fs_median" "$fs_mbps" "$(mib $((fs_rss_kb * 1024)))" "$fs_valid"
 printf 'redis-check-rdb:       %ss (%s MB/s), peak RSS %s MiB, valid: %s\n' \
@@ -253,8 +257,8 @@ printf 'finalsnap verify .zst: %s bytes (%s MiB, zstd -1), best %ss, median %ss,
   "$zst_bytes" "$(mib "$zst_bytes")" "$zst_best" "$zst_median"
 printf ' peak RSS %s MiB, valid: %s\n' "$(mib $((zst_rss_kb * 1024)))" "$zst_valid"
 
-printf '{"rdb_bytes":%s,"keys":%s,"target_mb":%s,"fill_s":%s,"save_s":%s,' \
-  "$rdb_bytes" "$keys" "$SIZE_MB" "$fill_seconds" "$save_seconds"
+printf '{"shape":"%s","rdb_bytes":%s,"keys":%s,"target_mb":%s,"fill_s":%s,"save_s":%s,' \
+  "$SHAPE" "$rdb_bytes" "$keys" "$SIZE_MB" "$fill_seconds" "$save_seconds"
 printf '"finalsnap_best_s":%s,"finalsnap_median_s":%s,"finalsnap_mbps":%s,' \
   "$fs_best" "$fs_median" "$fs_mbps"
 printf '"finalsnap_peak_rss_kb":%s,"finalsnap_valid":%s,' "$fs_rss_kb" "$fs_valid"
