@@ -183,6 +183,10 @@ void NodeClient::Send(std::vector<std::string> argv, std::chrono::milliseconds t
         if (pending->owner != nullptr) {
           auto& list = pending->owner->pending_;
           list.erase(std::remove(list.begin(), list.end(), pending), list.end());
+          // hiredis answers pending commands with nullptr while it tears the connection down,
+          // before its disconnect callback: a caller resumed from here must see it closed, or
+          // its retry is spent on a connection that takes no more commands.
+          if (r == nullptr) pending->owner->connected_ = false;
         }
         CommandOutcome o;
         if (r == nullptr) {
