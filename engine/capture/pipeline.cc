@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <pthread.h>
 #include <errno.h>
 #include <lz4frame.h>
 #include <unistd.h>
@@ -202,7 +203,11 @@ Pipeline::Pipeline(Loop& loop, BufferPool& pool, CompressionSettings settings, i
       uv_async_send(async_);
     });
   }
-  thread_ = std::thread([this] { CompressorMain(); });
+  thread_ = std::thread([this] {
+    // Named, so that top -H and perf show which stage a thread is.
+    pthread_setname_np(pthread_self(), "fs-compress");
+    CompressorMain();
+  });
 }
 
 Pipeline::~Pipeline() {

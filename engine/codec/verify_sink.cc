@@ -2,6 +2,7 @@
 // and the read-ahead reader that feeds it a whole file.
 #include "finalsnap/verify_sink.h"
 
+#include <pthread.h>
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -35,7 +36,10 @@ class ReadAhead {
   };
 
   explicit ReadAhead(int fd) : fd_(fd), storage_(kAheadBuffers * kReadChunk) {
-    thread_ = std::thread([this] { Produce(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "fs-readahead");
+      Produce();
+    });
   }
   ~ReadAhead() {
     {

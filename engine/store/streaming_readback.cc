@@ -4,6 +4,7 @@
 // read it from there (O_DIRECT, or a dropped page cache) into one VerifySink (decoder, then
 // validator) for the whole file. The writer never waits for it; at the end only the last
 // stretch, and whatever the thread had not caught up with, remains.
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,7 +94,10 @@ Expected<std::unique_ptr<StreamingReadback>> StreamingReadback::Start(
   if (fd < 0) return Status::Error("readback: open " + path.string() + ": " + ErrnoMessage(errno));
   state->fd = fd;
   State* s = state.get();
-  state->thread = std::thread([s] { s->Main(); });
+  state->thread = std::thread([s] {
+    pthread_setname_np(pthread_self(), "fs-readback");
+    s->Main();
+  });
   return std::unique_ptr<StreamingReadback>(new StreamingReadback(std::move(state)));
 }
 
