@@ -116,6 +116,8 @@ class ReplicationCapture {
   void Finish(Status status, std::string step);
   void StartReading();
   void ArmIdle();
+  // Batched reads (SO_RCVLOWAT): see kBatchBytes in repl_stream.cc.
+  void SetBatching(bool on);
 
   Loop& loop_;
   BufferPool& pool_;
@@ -144,6 +146,9 @@ class ReplicationCapture {
   std::unique_ptr<PendingLookup> lookup_;  // the name lookup before the connect
   Timer timer_;        // connect, handshake-reply and idle deadlines
   Timer transfer_timer_;
+  Timer batch_timer_;          // drops the batching once the stream goes quiet
+  bool batching_ = false;      // SO_RCVLOWAT is kBatchBytes
+  uint64_t reads_in_tick_ = 0;  // payload reads since batch_timer_ last fired
   double started_ms_ = 0;  // the connect (uv_hrtime, ms)
   double run_ms_ = 0;      // Run() called
 };
