@@ -164,7 +164,7 @@ class StreamDecoder::Impl {
       : compression_(compression), codec_(std::move(codec)) {
     if (codec_) {
       buffer_size_ = codec_->output_size();
-      buffer_ = std::make_unique<uint8_t[]>(buffer_size_);
+      buffer_ = std::make_unique_for_overwrite<uint8_t[]>(buffer_size_);
     }
   }
 
