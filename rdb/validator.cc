@@ -818,7 +818,7 @@ class Validator::Impl {
   }
 
   Progress Opcode() {
-    if (!expire_pending_) SkipWholeStringKeys();
+    if (!expire_pending_) SkipWholeKeys();
     const uint8_t* b = Take(1);
     if (b == nullptr) return Progress::kNeedMore;
     const uint8_t op = *b;
@@ -1051,9 +1051,87 @@ class Validator::Impl {
     return true;
   }
 
-  // Fast path for whole string keys in the current chunk ([EXPIRETIME_MS] type-0 key value), the
-  // bulk of a cache's keyspace; the same contract as SkipWholeElements below.
-  void SkipWholeStringKeys() {
+  // Moves `q` past a length that lies whole in [q, end_) and is at most `limit` (not a special
+  // encoding); false, leaving q alone, otherwise.
+  bool SkipWholeLength(const uint8_t*& q, uint64_t limit, uint64_t* value = nullptr) const {
+    if (q >= end_) return false;
+    const int n = LengthSize(*q);
+    if (n == 0 || end_ - q < n) return false;
+    const uint64_t v = DecodeLength(q);
+    if (v > limit) return false;
+    if (value != nullptr) *value = v;
+    q += n;
+    return true;
+  }
+
+  // Moves `q` past a listpack blob that lies whole in [q, end_) and passes the checks the string
+  // states make outside deep mode (EndPlainString's kListpack case; LzfLengths' header minimum);
+  // false, leaving q alone, for anything else, which the states then read and judge.
+  bool SkipWholeListpack(const uint8_t*& q) const {
+    const uint8_t* r = q;
+    if ((*r >> 6) == 3) {
+      if ((*r & 0x3f) != encoding::kLzf) return false;
+      ++r;
+      uint64_t compressed = 0, expanded = 0;
+      if (!SkipWholeLength(r, options_.max_string_length, &compressed) ||
+          !SkipWholeLength(r, options_.max_string_length, &expanded)) {
+        return false;
+      }
+      if (compressed == 0 || expanded < 7 || compressed > static_cast<uint64_t>(end_ - r)) {
+        return false;
+      }
+      q = r + compressed;
+      return true;
+    }
+    uint64_t len = 0;
+    if (!SkipWholeLength(r, options_.max_string_length, &len) ||
+        len > static_cast<uint64_t>(end_ - r)) {
+      return false;
+    }
+    if (len < 7 || Le32(r) != len || r[len - 1] != 0xff) return false;
+    q = r + len;
+    return true;
+  }
+
+  // Moves `q` past the value of a key of type `t` that lies whole in [q, end_): a string (the
+  // bulk of a cache's keyspace), or, outside deep mode, the compact encodings of small hashes,
+  // sorted sets, sets and lists (listpacks, one-node quicklists), which deep mode checks inside.
+  bool SkipWholeValue(uint8_t t, const uint8_t*& q) const {
+    switch (t) {
+      case type::kString:
+        return SkipWholeString(q);
+      case type::kHashListpack:
+      case type::kZsetListpack:
+      case type::kSetListpack:
+        if (options_.deep || (!Valkey() && Version() < (t == type::kSetListpack ? 11 : 10))) {
+          return false;
+        }
+        return SkipWholeListpack(q);
+      case type::kListQuicklist2: {
+        if (options_.deep || (!Valkey() && Version() < 10)) return false;
+        const uint8_t* r = q;
+        uint64_t nodes = 0;
+        if (!SkipWholeLength(r, options_.max_element_count, &nodes)) return false;
+        for (; nodes > 0; --nodes) {
+          uint64_t container = 0;
+          if (!SkipWholeLength(r, UINT64_MAX, &container) || r >= end_) return false;
+          if (container == 2) {
+            if (!SkipWholeListpack(r)) return false;
+          } else if (container != 1 || !SkipWholeString(r)) {
+            return false;
+          }
+        }
+        q = r;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  // Fast path for whole keys in the current chunk ([EXPIRETIME_MS] type key value) whose values
+  // SkipWholeValue takes; the same contract as SkipWholeElements below.
+  void SkipWholeKeys() {
     while (carry_n_ == 0 && end_ - p_ >= 3) {
       const uint8_t* q = p_;
       bool expire = false;
@@ -1062,9 +1140,10 @@ class Validator::Impl {
         q += 9;
         expire = true;
       }
-      if (*q != type::kString) return;
+      const uint8_t t = *q;
+      if (t != type::kString && (t < type::kHashListpack || t > type::kSetListpack)) return;
       ++q;
-      if (q >= end_ || !SkipWholeString(q, /*lzf=*/false) || q >= end_ || !SkipWholeString(q)) {
+      if (q >= end_ || !SkipWholeString(q, /*lzf=*/false) || q >= end_ || !SkipWholeValue(t, q)) {
         return;
       }
       if (current_db_ == nullptr) return;  // the first key of a database takes the slow path
