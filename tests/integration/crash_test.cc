@@ -279,16 +279,20 @@ INSTANTIATE_TEST_SUITE_P(Matrix, CrashTest, ::testing::ValuesIn(Cases()), CaseNa
 
 // Finishing an interrupted delete passes the same preflight gates as any operation, for what is
 // left to do.
-class ResumeTest : public CrashTest {};
+class ResumeTest : public CrashTest {
+ protected:
+  void SetUp() override {
+    // A delete killed past its point of no return: pending, its node put back and up.
+    StartNodes();
+    ASSERT_FALSE(HasFatalFailure());
+    ProcessResult killed = Run(Argv(), GetParam().failpoint);
+    ASSERT_EQ(killed.term_signal, SIGKILL) << killed.Describe();
+  }
+};
 
 // It is claimed: while another finalsnap holds the node (a connection named finalsnap:<id>), the
 // re-run is refused and shuts nothing down; once it is gone, the re-run finishes the delete.
 TEST_P(ResumeTest, ASecondFinisherIsRefusedUntilTheFirstIsGone) {
-  StartNodes();
-  ASSERT_FALSE(HasFatalFailure());
-  ProcessResult killed = Run(Argv(), GetParam().failpoint);
-  ASSERT_EQ(killed.term_signal, SIGKILL) << killed.Describe();
-
   RedisServer& node = *nodes_[0];
   Expected<localnode::Context> other =
       localnode::Connect(node.host(), node.port(), milliseconds(2000));
@@ -319,11 +323,6 @@ TEST_P(ResumeTest, ASecondFinisherIsRefusedUntilTheFirstIsGone) {
 // at preflight, the node stays up and the delete stays pending; given it back, the re-run
 // finishes.
 TEST_P(ResumeTest, AUserWhoLostShutdownIsRefusedBeforeAnythingIsShutDown) {
-  StartNodes();
-  ASSERT_FALSE(HasFatalFailure());
-  ProcessResult killed = Run(Argv(), GetParam().failpoint);
-  ASSERT_EQ(killed.term_signal, SIGKILL) << killed.Describe();
-
   RedisServer& node = *nodes_[0];
   ASSERT_TRUE(node.Command("ACL", "SETUSER", "default", "-shutdown").ok());
   ProcessResult refused = Run(Argv());
