@@ -1014,7 +1014,7 @@ class Validator::Impl {
   // `lzf` false refuses LZF strings too: a key is kept for diagnostics, so the string states
   // decompress (and so check) an LZF key even outside deep mode; the fast path must not pass one
   // the states would refuse.
-  bool SkipWholeString(const uint8_t*& q, bool lzf = true) const {
+  [[gnu::always_inline]] bool SkipWholeString(const uint8_t*& q, bool lzf = true) const {
     const uint8_t* r = q;
     const uint8_t first = *r;
     if ((first >> 6) == 3) {
@@ -1096,7 +1096,7 @@ class Validator::Impl {
   // Moves `q` past the value of a key of type `t` that lies whole in [q, end_): a string (the
   // bulk of a cache's keyspace), or, outside deep mode, the compact encodings of small hashes,
   // sorted sets, sets and lists (listpacks, one-node quicklists), which deep mode checks inside.
-  bool SkipWholeValue(uint8_t t, const uint8_t*& q) const {
+  [[gnu::always_inline]] bool SkipWholeValue(uint8_t t, const uint8_t*& q) const {
     switch (t) {
       case type::kString:
         return SkipWholeString(q);
