@@ -11,10 +11,8 @@
 namespace finalsnap::testing {
 namespace {
 
-using namespace engine_fixture;  // NOLINT: the fixture's helpers, as if defined here
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
+// The fixture's helpers, as if defined here (fs, Clock and milliseconds too).
+using namespace engine_fixture;  // NOLINT
 
 // --- The node killed while the RDB streams -------------------------------------------------
 
