@@ -42,12 +42,6 @@ constexpr size_t kZiplistHeader = 10;  // total bytes (4), tail offset (4), entr
 constexpr uint8_t kEnd = 0xff;         // the terminator of all four encodings
 constexpr uint16_t kUnknownCount = UINT16_MAX;
 
-uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
-uint32_t Le32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-uint64_t Le64(const uint8_t* p) { return uint64_t{Le32(p)} | uint64_t{Le32(p + 4)} << 32; }
-
 // Whether entry `index` of a blob of this shape is a field name that must be unique.
 bool IsKeyed(BlobShape shape, uint64_t index) {
   switch (shape) {

@@ -23,6 +23,13 @@
 
 namespace finalsnap::rdb::detail {
 
+// Little-endian integers, as listpacks, ziplists, intsets and RDB fields store them.
+inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+inline uint32_t Le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+inline uint64_t Le64(const uint8_t* p) { return uint64_t{Le32(p)} | uint64_t{Le32(p + 4)} << 32; }
+
 // How the entries of a listpack or ziplist group, as the value type that holds it says.
 enum class BlobShape : uint8_t {
   kList,      // list elements and quicklist nodes: any entries, duplicates allowed

@@ -28,6 +28,7 @@
 #include "blob.h"
 #include "finalsnap/rdb/crc64.h"
 #include "lzf.h"
+#include "whole_record.h"
 
 namespace finalsnap::rdb {
 namespace {
@@ -203,10 +204,8 @@ constexpr size_t kBlobHeadSize = 10;
 constexpr size_t kKeyShown = 128;
 constexpr size_t kStreamIdSize = 16;
 
-uint32_t Le32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-uint64_t Le64(const uint8_t* p) { return uint64_t{Le32(p)} | uint64_t{Le32(p + 4)} << 32; }
+using detail::Le32;
+using detail::Le64;
 
 }  // namespace
 
@@ -1009,129 +1008,15 @@ class Validator::Impl {
     return Progress::kNeedMore;
   }
 
-  // Moves `q` past a string that lies whole in [q, end_): plain, integer, or (unless deep) LZF.
-  // Returns false, leaving q alone, for anything the string states must handle.
-  // `lzf` false refuses LZF strings too: a key is kept for diagnostics, so the string states
-  // decompress (and so check) an LZF key even outside deep mode; the fast path must not pass one
-  // the states would refuse.
-  [[gnu::always_inline]] bool SkipWholeString(const uint8_t*& q, bool lzf = true) const {
-    const uint8_t* r = q;
-    const uint8_t first = *r;
-    if ((first >> 6) == 3) {
-      const int enc = first & 0x3f;
-      if (enc <= encoding::kInt32) {
-        r += 1 + (size_t{1} << enc);
-      } else if (enc == encoding::kLzf && lzf && !options_.deep) {
-        ++r;
-        uint64_t lens[2];
-        for (uint64_t& len : lens) {
-          if (r >= end_) return false;
-          const int n = LengthSize(*r);
-          if (n == 0 || end_ - r < n) return false;
-          len = DecodeLength(r);
-          if (len > options_.max_string_length) return false;
-          r += n;
-        }
-        if (lens[0] == 0 || lens[0] > static_cast<uint64_t>(end_ - r)) return false;
-        r += lens[0];
-      } else {
-        return false;
-      }
-    } else {
-      const int n = LengthSize(first);
-      if (n == 0 || end_ - r < n) return false;
-      const uint64_t len = DecodeLength(r);
-      if (len > options_.max_string_length || len > static_cast<uint64_t>(end_ - r - n)) {
-        return false;
-      }
-      r += n + len;
-    }
-    if (r > end_) return false;
-    q = r;
-    return true;
-  }
-
-  // Moves `q` past a length that lies whole in [q, end_) and is at most `limit` (not a special
-  // encoding); false, leaving q alone, otherwise.
-  bool SkipWholeLength(const uint8_t*& q, uint64_t limit, uint64_t* value = nullptr) const {
-    if (q >= end_) return false;
-    const int n = LengthSize(*q);
-    if (n == 0 || end_ - q < n) return false;
-    const uint64_t v = DecodeLength(q);
-    if (v > limit) return false;
-    if (value != nullptr) *value = v;
-    q += n;
-    return true;
-  }
-
-  // Moves `q` past a listpack blob that lies whole in [q, end_) and passes the checks the string
-  // states make outside deep mode (EndPlainString's kListpack case; LzfLengths' header minimum);
-  // false, leaving q alone, for anything else, which the states then read and judge.
-  bool SkipWholeListpack(const uint8_t*& q) const {
-    const uint8_t* r = q;
-    if ((*r >> 6) == 3) {
-      if ((*r & 0x3f) != encoding::kLzf) return false;
-      ++r;
-      uint64_t compressed = 0, expanded = 0;
-      if (!SkipWholeLength(r, options_.max_string_length, &compressed) ||
-          !SkipWholeLength(r, options_.max_string_length, &expanded)) {
-        return false;
-      }
-      if (compressed == 0 || expanded < 7 || compressed > static_cast<uint64_t>(end_ - r)) {
-        return false;
-      }
-      q = r + compressed;
-      return true;
-    }
-    uint64_t len = 0;
-    if (!SkipWholeLength(r, options_.max_string_length, &len) ||
-        len > static_cast<uint64_t>(end_ - r)) {
-      return false;
-    }
-    if (len < 7 || Le32(r) != len || r[len - 1] != 0xff) return false;
-    q = r + len;
-    return true;
-  }
-
-  // Moves `q` past the value of a key of type `t` that lies whole in [q, end_): a string (the
-  // bulk of a cache's keyspace), or, outside deep mode, the compact encodings of small hashes,
-  // sorted sets, sets and lists (listpacks, one-node quicklists), which deep mode checks inside.
-  [[gnu::always_inline]] bool SkipWholeValue(uint8_t t, const uint8_t*& q) const {
-    switch (t) {
-      case type::kString:
-        return SkipWholeString(q);
-      case type::kHashListpack:
-      case type::kZsetListpack:
-      case type::kSetListpack:
-        if (options_.deep || (!Valkey() && Version() < (t == type::kSetListpack ? 11 : 10))) {
-          return false;
-        }
-        return SkipWholeListpack(q);
-      case type::kListQuicklist2: {
-        if (options_.deep || (!Valkey() && Version() < 10)) return false;
-        const uint8_t* r = q;
-        uint64_t nodes = 0;
-        if (!SkipWholeLength(r, options_.max_element_count, &nodes)) return false;
-        for (; nodes > 0; --nodes) {
-          uint64_t container = 0;
-          if (!SkipWholeLength(r, UINT64_MAX, &container) || r >= end_) return false;
-          if (container == 2) {
-            if (!SkipWholeListpack(r)) return false;
-          } else if (container != 1 || !SkipWholeString(r)) {
-            return false;
-          }
-        }
-        q = r;
-        return true;
-      }
-      default:
-        return false;
-    }
+  // The fast path's view of the chunk at hand (whole_record.h).
+  detail::WholeRecords Whole() const {
+    return detail::WholeRecords(end_, options_, Valkey(), Version());
   }
 
   // Fast path for whole keys in the current chunk ([EXPIRETIME_MS] type key value) whose values
-  // SkipWholeValue takes; the same contract as SkipWholeElements below.
+  // WholeRecords::SkipValue takes; the same contract as SkipWholeElements below.
   void SkipWholeKeys() {
+    const detail::WholeRecords whole = Whole();
     while (carry_n_ == 0 && end_ - p_ >= 3) {
       const uint8_t* q = p_;
       bool expire = false;
@@ -1143,9 +1028,7 @@ class Validator::Impl {
       const uint8_t t = *q;
       if (t != type::kString && (t < type::kHashListpack || t > type::kSetListpack)) return;
       ++q;
-      if (q >= end_ || !SkipWholeString(q, /*lzf=*/false) || q >= end_ || !SkipWholeValue(t, q)) {
-        return;
-      }
+      if (!whole.SkipString(q, /*lzf=*/false) || !whole.SkipValue(t, q)) return;
       if (current_db_ == nullptr) return;  // the first key of a database takes the slow path
       ++current_db_->keys;
       if (expire) ++current_db_->expires;
@@ -1161,20 +1044,18 @@ class Validator::Impl {
   void SkipWholeElements() {
     if (element_checks_) return;
     const ElementProgram& prog = *program_;
+    const detail::WholeRecords whole = Whole();
     while (carry_n_ == 0 && step_ == 0 && elements_left_ > 0) {
       const uint8_t* q = p_;
       for (uint8_t i = 0; i < prog.size; ++i) {
         if (q >= end_) return;
         switch (prog.steps[i]) {
           case Step::kString:
-            if (!SkipWholeString(q)) return;
+            if (!whole.SkipString(q)) return;
             break;
-          case Step::kLength: {
-            const int n = LengthSize(*q);
-            if (n == 0) return;
-            q += n;
+          case Step::kLength:
+            if (!whole.SkipLength(q, UINT64_MAX)) return;
             break;
-          }
           case Step::kFixed8:
             q += 8;
             break;
