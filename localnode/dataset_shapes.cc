@@ -109,15 +109,19 @@ void Filler::SmallList() {
   MaybeExpire(key);
 }
 
-// Huge keys: each hundreds of thousands of elements, written kHugeChunk at a time.
+// Huge keys: each hundreds of thousands of elements, written kHugeChunk at a time; `before`
+// says what goes before each element (a hash's field name, a sorted set's score).
 void Filler::HugeCollection(const std::string& kind, const char* command, uint64_t elements,
-                            bool scored) {
+                            HugeElement before) {
   const std::string key = NewKey(kind);
   for (uint64_t done = 0; done < elements && !pipeline_.failed();) {
     std::vector<std::string> argv = {command, key};
     for (uint64_t i = 0; i < kHugeChunk && done < elements; ++i, ++done) {
-      if (scored) argv.push_back(std::to_string(rng_.Uniform(0, 1'000'000'000)));
-      if (kind == "huge:hash") argv.push_back("field:" + std::to_string(done));
+      if (before == HugeElement::kScored) {
+        argv.push_back(std::to_string(rng_.Uniform(0, 1'000'000'000)));
+      } else if (before == HugeElement::kField) {
+        argv.push_back("field:" + std::to_string(done));
+      }
       argv.push_back(Text(rng_, rng_.Uniform(16, 96)));
     }
     Write(argv);
@@ -126,9 +130,9 @@ void Filler::HugeCollection(const std::string& kind, const char* command, uint64
   MaybeExpire(key);
 }
 
-void Filler::HugeHash() { HugeCollection("huge:hash", "HSET", 300'000, false); }
-void Filler::HugeList() { HugeCollection("huge:list", "RPUSH", 500'000, false); }
-void Filler::HugeSortedSet() { HugeCollection("huge:zset", "ZADD", 200'000, true); }
+void Filler::HugeHash() { HugeCollection("huge:hash", "HSET", 300'000, HugeElement::kField); }
+void Filler::HugeList() { HugeCollection("huge:list", "RPUSH", 500'000, HugeElement::kPlain); }
+void Filler::HugeSortedSet() { HugeCollection("huge:zset", "ZADD", 200'000, HugeElement::kScored); }
 
 // A 32 MiB string, built by APPEND a megabyte at a time.
 void Filler::HugeString() {

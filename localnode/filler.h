@@ -164,7 +164,10 @@ class Filler {
   void SmallHash();
   void SmallSortedSet();
   void SmallList();
-  void HugeCollection(const std::string& kind, const char* command, uint64_t elements, bool scored);
+  // What goes before each element of a huge key (dataset_shapes.cc).
+  enum class HugeElement { kPlain, kScored, kField };
+  void HugeCollection(const std::string& kind, const char* command, uint64_t elements,
+                      HugeElement before);
   void HugeHash();
   void HugeList();
   void HugeSortedSet();
