@@ -17,6 +17,8 @@
 #include <iterator>
 #include <thread>
 
+#include "localnode/process.h"
+
 namespace finalsnap::localnode {
 namespace {
 
@@ -29,26 +31,6 @@ constexpr std::chrono::milliseconds kPollInterval{5};
 constexpr size_t kMaxUnixSocketPath = 100;
 constexpr int kStartAttempts = 5;
 constexpr int kClusterBusOffset = 10000;
-
-// Binds `port` on 127.0.0.1 (0 = any free one) and returns the bound port, or 0 on failure. The
-// socket is closed again: the port is only probably free when the server binds it, which is why
-// Start() retries on "Address already in use".
-int ProbePort(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  socklen_t len = sizeof(addr);
-  int result = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    result = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return result;
-}
 
 // A free port; in cluster mode the bus port (port + 10000) must exist and be free as well.
 Expected<int> FindFreePort(bool cluster) {
@@ -184,61 +166,9 @@ Expected<std::vector<std::string>> LocalServer::BuildArgs() {
 }
 
 Status LocalServer::Spawn(std::vector<std::string> args) {
-  // Prepared before fork(): the child may only make async-signal-safe calls.
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string out_path = dir_ + "/redis.stdout";
-  const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int exec_pipe[2];
-  if (out_fd < 0 || null_fd < 0 || ::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    const int err = errno;
-    if (out_fd >= 0) ::close(out_fd);
-    if (null_fd >= 0) ::close(null_fd);
-    return Status::Error("cannot set up the server's files: " + std::string(std::strerror(err)));
-  }
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(out_fd);
-    ::close(null_fd);
-    ::close(exec_pipe[0]);
-    ::close(exec_pipe[1]);
-    return Status::Error("fork failed: " + std::string(std::strerror(err)));
-  }
-  if (pid == 0) {
-    // Its own process group: a Ctrl-C at the terminal is for the parent, which stops the server
-    // itself. A parent that crashes must not leave servers behind: the kernel kills this child
-    // when the thread that forked it exits.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(out_fd, STDOUT_FILENO);
-    ::dup2(out_fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    const int err = errno;
-    const ssize_t ignored = ::write(exec_pipe[1], &err, sizeof(err));
-    (void)ignored;
-    ::_exit(127);
-  }
-  ::close(out_fd);
-  ::close(null_fd);
-  ::close(exec_pipe[1]);
-  // The child reports a failed exec() through the pipe; a successful exec() closes it (CLOEXEC).
-  int exec_errno = 0;
-  ssize_t n;
-  do {
-    n = ::read(exec_pipe[0], &exec_errno, sizeof(exec_errno));
-  } while (n < 0 && errno == EINTR);
-  ::close(exec_pipe[0]);
-  pid_ = pid;
-  if (n == sizeof(exec_errno)) {
-    WaitForExit();
-    return Status::Error("cannot execute '" + binary_ + "': " + std::strerror(exec_errno));
-  }
+  Expected<pid_t> pid = SpawnChild(args, dir_ + "/redis.stdout");
+  if (!pid.ok()) return Status::Error("cannot start '" + binary_ + "': " + pid.error().message());
+  pid_ = *pid;
   return {};
 }
 

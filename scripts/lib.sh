@@ -8,8 +8,12 @@ FINALSNAP_PACKAGES=(
   g++ make cmake pkg-config clang libclang-rt-14-dev
   libisal-dev libzstd-dev liblz4-dev libhiredis-dev libuv1-dev libxxhash-dev libssl-dev
   libhttp-parser-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  libcurl4-openssl-dev libxml2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools redis-sentinel zstd lz4 time
+  # A real S3-compatible store for the object-storage tests and benchmarks: a single-node Ceph
+  # cluster with its RADOS Gateway (tests/support/rados_gateway.h), and curl to see it answer.
+  ceph-mon ceph-osd radosgw curl
 )
 
 # Installs whichever of FINALSNAP_PACKAGES are missing (as root), or prints the exact command.
@@ -27,7 +31,8 @@ ensure_packages() {
   fi
   echo "Installing: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Without recommends: Ceph's daemons would otherwise pull in its manager and dashboards.
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Configures and builds the main tree in $1 (default build/). Extra arguments go to cmake.

@@ -46,4 +46,16 @@ std::string SlotRangesText(const std::vector<std::pair<int, int>>& ranges) {
   return s;
 }
 
+std::vector<std::string_view> SplitView(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return parts;
+}
+
 }  // namespace finalsnap

@@ -1,68 +1,20 @@
-// SigV4 verification (sigv4.h), with OpenSSL's SHA-256 and HMAC.
-#include "sigv4.h"
-
+// SigV4 verification (sigv4.h): what `finalsnap serve` checks on every request.
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 
 #include "finalsnap/status.h"
 #include "finalsnap/text.h"
+#include "sigv4.h"
 
 namespace finalsnap::detail {
 namespace {
-
-constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
-constexpr std::string_view kTerminator = "aws4_request";
-
-bool Unreserved(unsigned char c) {
-  return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-// botocore's ' '.join(value.split()): trims and collapses every run of whitespace to one space.
-std::string CollapseSpaces(std::string_view s) {
-  std::string out;
-  bool pending_space = false;
-  for (const char c : s) {
-    if (std::isspace(static_cast<unsigned char>(c)) != 0) {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out += ' ';
-    pending_space = false;
-    out += c;
-  }
-  return out;
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    const size_t end = s.find(sep, start);
-    parts.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return parts;
 }
 
 SigV4Verdict Refuse(std::string code, int status, std::string message) {
@@ -84,23 +36,6 @@ SigV4Verdict Mismatch(std::string message) {
 constexpr char kMismatchMessage[] =
     "The request signature we calculated does not match the signature you provided. Check your "
     "AWS Secret Access Key and signing method. Consult the service documentation for details.";
-
-// The decoded query parameters, in order, or nullopt on a bad escape.
-std::optional<std::vector<std::pair<std::string, std::string>>> QueryParams(
-    std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> params;
-  if (query.empty()) return params;
-  for (std::string_view pair : Split(query, '&')) {
-    if (pair.empty()) continue;
-    const size_t eq = pair.find('=');
-    std::optional<std::string> name = PercentDecode(pair.substr(0, eq), false);
-    std::optional<std::string> value =
-        PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), false);
-    if (!name || !value) return std::nullopt;
-    params.emplace_back(std::move(*name), std::move(*value));
-  }
-  return params;
-}
 
 // The values of one header (case-insensitive name), in order.
 std::vector<std::string_view> HeaderValues(const HeaderList& headers, std::string_view lower_name) {
@@ -127,7 +62,7 @@ Expected<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
   header = Trim(header);
   const size_t space = header.find(' ');
   const std::string_view algorithm = header.substr(0, space);
-  if (algorithm != kAlgorithm) {
+  if (algorithm != kSigV4Algorithm) {
     return Incomplete("Unsupported authorization algorithm '" + std::string(algorithm) +
                       "': only AWS4-HMAC-SHA256 (Signature Version 4) is accepted.");
   }
@@ -136,7 +71,7 @@ Expected<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
   }
   Claim claim;
   std::map<std::string, std::string, std::less<>> fields;
-  for (std::string_view part : Split(header.substr(space + 1), ',')) {
+  for (std::string_view part : SplitView(header.substr(space + 1), ',')) {
     part = Trim(part);
     if (part.empty()) continue;
     const size_t eq = part.find('=');
@@ -159,178 +94,7 @@ Expected<Claim, SigV4Verdict> ParseAuthorization(std::string_view header) {
   return claim;
 }
 
-std::string Scope(std::string_view date, std::string_view region, std::string_view service) {
-  return std::string(date) + "/" + std::string(region) + "/" + std::string(service) + "/" +
-         std::string(kTerminator);
-}
-
 }  // namespace
-
-std::string UriEncode(std::string_view s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (const char c : s) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (Unreserved(byte) || (keep_slash && c == '/')) {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string CanonicalUri(std::string_view raw_path) {
-  if (raw_path.empty()) return "/";
-  // botocore's remove_dot_segments: drops empty and "." segments, resolves "..".
-  std::vector<std::string_view> out;
-  for (std::string_view segment : Split(raw_path, '/')) {
-    if (segment.empty() || segment == ".") continue;
-    if (segment == "..") {
-      if (!out.empty()) out.pop_back();
-      continue;
-    }
-    out.push_back(segment);
-  }
-  std::string path = raw_path.front() == '/' ? "/" : "";
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (i > 0) path += '/';
-    path += out[i];
-  }
-  if (raw_path.back() == '/' && !out.empty()) path += '/';
-  // botocore quotes the path as it appears in the URL (safe '/~'), so an escape in the raw path
-  // is encoded again ('%' -> '%25'), as the SigV4 rules for non-S3 services say.
-  return UriEncode(path, /*keep_slash=*/true);
-}
-
-std::optional<std::string> CanonicalQueryString(std::string_view raw_query, bool drop_signature) {
-  std::optional<std::vector<std::pair<std::string, std::string>>> params = QueryParams(raw_query);
-  if (!params) return std::nullopt;
-  std::vector<std::pair<std::string, std::string>> encoded;
-  for (const auto& [name, value] : *params) {
-    if (drop_signature && name == "X-Amz-Signature") continue;
-    encoded.emplace_back(UriEncode(name, false), UriEncode(value, false));
-  }
-  std::sort(encoded.begin(), encoded.end());
-  std::string out;
-  for (const auto& [name, value] : encoded) {
-    if (!out.empty()) out += '&';
-    out += name;
-    out += '=';
-    out += value;
-  }
-  return out;
-}
-
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += kHex[byte >> 4];
-    out += kHex[byte & 0xf];
-  }
-  return out;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return {};  // never matches a signature: a failure refuses, it never accepts
-  }
-  return ToHex(std::string_view(reinterpret_cast<const char*>(digest), length));
-}
-
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
-           &length) == nullptr) {
-    return {};
-  }
-  return std::string(reinterpret_cast<const char*>(mac), length);
-}
-
-std::string SigningKey(std::string_view secret, std::string_view date, std::string_view region,
-                       std::string_view service) {
-  const std::string k_date = HmacSha256("AWS4" + std::string(secret), date);
-  const std::string k_region = HmacSha256(k_date, region);
-  const std::string k_service = HmacSha256(k_region, service);
-  return HmacSha256(k_service, kTerminator);
-}
-
-std::string StringToSign(std::string_view amz_date, std::string_view scope,
-                         std::string_view canonical_request) {
-  return std::string(kAlgorithm) + "\n" + std::string(amz_date) + "\n" + std::string(scope) + "\n" +
-         Sha256Hex(canonical_request);
-}
-
-std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view text) {
-  if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z') return std::nullopt;
-  auto number = [&](size_t pos, size_t len) -> int {
-    int v = 0;
-    for (size_t i = pos; i < pos + len; ++i) {
-      if (text[i] < '0' || text[i] > '9') return -1;
-      v = v * 10 + (text[i] - '0');
-    }
-    return v;
-  };
-  std::tm tm{};
-  tm.tm_year = number(0, 4) - 1900;
-  tm.tm_mon = number(4, 2) - 1;
-  tm.tm_mday = number(6, 2);
-  tm.tm_hour = number(9, 2);
-  tm.tm_min = number(11, 2);
-  tm.tm_sec = number(13, 2);
-  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-      tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 ||
-      tm.tm_sec > 60) {
-    return std::nullopt;
-  }
-  const std::tm copy = tm;
-  const time_t t = ::timegm(&tm);
-  // timegm normalizes out-of-range days (Feb 31); a date that moved was not a real date.
-  if (t == static_cast<time_t>(-1) || tm.tm_mday != copy.tm_mday || tm.tm_mon != copy.tm_mon) {
-    return std::nullopt;
-  }
-  return std::chrono::system_clock::from_time_t(t);
-}
-
-std::string FormatAmzDate(std::chrono::system_clock::time_point time) {
-  const time_t t = std::chrono::system_clock::to_time_t(time);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
 
 SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secrets,
                          std::chrono::system_clock::time_point now, std::string_view service) {
@@ -341,7 +105,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
   const std::string_view raw_query =
       question == std::string_view::npos ? std::string_view() : request.target.substr(question + 1);
 
-  std::optional<std::vector<std::pair<std::string, std::string>>> query = QueryParams(raw_query);
+  std::optional<std::vector<std::pair<std::string, std::string>>> query = DecodeQuery(raw_query);
   if (!query) return Incomplete("The query string has a malformed percent-escape.");
   auto query_value = [&](std::string_view name) -> std::optional<std::string> {
     std::optional<std::string> found;
@@ -387,7 +151,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
     }
     claim.amz_date = std::string(Trim(dates.front()));
   } else {
-    if (*query_algorithm != kAlgorithm) {
+    if (*query_algorithm != kSigV4Algorithm) {
       return Incomplete("X-Amz-Algorithm must be AWS4-HMAC-SHA256, not '" + *query_algorithm +
                         "'.");
     }
@@ -414,7 +178,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
   }
 
   // Credential=AKID/DATE/REGION/SERVICE/aws4_request
-  const std::vector<std::string_view> scope = Split(claim.credential, '/');
+  const std::vector<std::string_view> scope = SplitView(claim.credential, '/');
   if (scope.size() != 5 || scope[0].empty() || scope[1].empty() || scope[2].empty() ||
       scope[3].empty()) {
     return Incomplete(
@@ -443,7 +207,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
     return refuse(Refuse("InvalidClientTokenId", 403,
                          "The security token included in the request is invalid."));
   }
-  if (scope[4] != kTerminator) {
+  if (scope[4] != kSigV4Terminator) {
     return refuse(
         Mismatch("Credential should be scoped with a valid terminator: 'aws4_request', "
                  "not '" +
@@ -467,7 +231,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
 
   // The signed headers: lower-case names separated by ';', each present in the request, and
   // host among them (otherwise the request could be replayed against another endpoint).
-  const std::vector<std::string_view> signed_names = Split(claim.signed_headers, ';');
+  const std::vector<std::string_view> signed_names = SplitView(claim.signed_headers, ';');
   bool has_host = false;
   std::string canonical_headers;
   for (std::string_view name : signed_names) {
@@ -486,7 +250,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
     std::string joined;
     for (size_t i = 0; i < values.size(); ++i) {
       if (i > 0) joined += ',';
-      joined += CollapseSpaces(values[i]);
+      joined += CanonicalHeaderValue(values[i]);
     }
     canonical_headers += std::string(name) + ":" + joined + "\n";
   }
@@ -509,7 +273,7 @@ SigV4Verdict VerifySigV4(const SigV4Request& request, const SecretLookup& secret
   const std::string canonical_request =
       std::string(request.method) + "\n" + CanonicalUri(raw_path) + "\n" + *canonical_query + "\n" +
       canonical_headers + "\n" + claim.signed_headers + "\n" + payload_hash;
-  const std::string scope_text = Scope(scope[1], scope[2], scope[3]);
+  const std::string scope_text = CredentialScope(scope[1], scope[2], scope[3]);
   const std::string expected =
       ToHex(HmacSha256(SigningKey(*secret, scope[1], scope[2], scope[3]),
                        StringToSign(claim.amz_date, scope_text, canonical_request)));

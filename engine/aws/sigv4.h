@@ -1,9 +1,13 @@
-// AWS Signature Version 4 verification for the API server (`finalsnap serve`): the check every
-// request passes before it can reach an operation.
+// AWS Signature Version 4: verification for the API server (`finalsnap serve`), the check every
+// request passes before it can reach an operation, and signing for the S3 client (s3_client.h),
+// both from the same building blocks, so what one signs the other would accept.
 //
-// Start with VerifySigV4. It takes the request as it arrived (method, raw request-target, headers,
-// body) and a lookup from access key id to secret, and either accepts it or names the AWS error
-// code to answer with:
+// Signing: SignV4 adds x-amz-date, x-amz-content-sha256 (and x-amz-security-token with a session
+// token) and the Authorization header to a request's headers, as botocore does for S3.
+//
+// Verification: start with VerifySigV4. It takes the request as it arrived (method, raw
+// request-target, headers, body) and a lookup from access key id to secret, and either accepts it
+// or names the AWS error code to answer with:
 //
 //   MissingAuthenticationToken  403  no Authorization header and no X-Amz-Algorithm query parameter
 //   IncompleteSignature         400  an Authorization header or presigned query that does not parse
@@ -22,8 +26,8 @@
 //
 // This file does no I/O; the building blocks are exposed for the unit tests, which hold them to
 // values computed independently with botocore.
-#ifndef FINALSNAP_ENGINE_SIGV4_H_
-#define FINALSNAP_ENGINE_SIGV4_H_
+#ifndef FINALSNAP_AWS_SIGV4_H_
+#define FINALSNAP_AWS_SIGV4_H_
 
 #include <chrono>
 #include <functional>
@@ -36,6 +40,32 @@
 namespace finalsnap::detail {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+inline constexpr std::string_view kSigV4Algorithm = "AWS4-HMAC-SHA256";
+inline constexpr std::string_view kSigV4Terminator = "aws4_request";
+// The payload hash of a request whose body is not hashed (S3 over TLS, with Content-MD5).
+inline constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
+
+struct SigV4Credentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // temporary credentials only; sent as x-amz-security-token
+};
+
+// A request about to be sent. `headers` must hold every header to be signed, with lower-case
+// names and one entry per name, host among them; SignV4 appends x-amz-date,
+// x-amz-content-sha256, x-amz-security-token (with a session token) and authorization.
+struct RequestToSign {
+  std::string_view method;           // "PUT"
+  std::string_view canonical_uri;    // the path as sent, already encoded: "/bucket/a/0001.rdb"
+  std::string_view canonical_query;  // CanonicalQueryString of the query as sent: "uploads="
+  std::string_view payload_hash;     // Sha256Hex(body) or kUnsignedPayload
+  std::string_view region;           // "us-west-2"
+  std::string_view service;          // "s3"
+  std::chrono::system_clock::time_point now;
+  HeaderList* headers = nullptr;
+};
+void SignV4(const RequestToSign& request, const SigV4Credentials& credentials);
 
 struct SigV4Request {
   std::string_view method;  // "GET", "POST", ...
@@ -89,6 +119,14 @@ std::string SigningKey(std::string_view secret, std::string_view date, std::stri
 std::string StringToSign(std::string_view amz_date, std::string_view scope,
                          std::string_view canonical_request);
 std::string ToHex(std::string_view bytes);
+// The decoded query parameters of a raw query, in order, or nullopt on a bad escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> DecodeQuery(
+    std::string_view raw_query);
+// botocore's ' '.join(value.split()): trims and collapses every run of whitespace to one space.
+std::string CanonicalHeaderValue(std::string_view value);
+// "<date>/<region>/<service>/aws4_request".
+std::string CredentialScope(std::string_view date, std::string_view region,
+                            std::string_view service);
 
 // "20150202T192317Z" <-> time. nullopt unless exactly that form and a valid time.
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view text);
@@ -96,4 +134,4 @@ std::string FormatAmzDate(std::chrono::system_clock::time_point time);
 
 }  // namespace finalsnap::detail
 
-#endif  // FINALSNAP_ENGINE_SIGV4_H_
+#endif  // FINALSNAP_AWS_SIGV4_H_
