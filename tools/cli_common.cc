@@ -28,6 +28,9 @@ Expected<Fleet, CommandResult> LoadFleetForCommand(const GlobalOptions& globals)
     }
     return CommandResult::Fail("InvalidParameterValue", message);
   }
+  if (Status local = CheckLocalStorage(loaded->storage); !local.ok()) {
+    return CommandResult::Fail("InvalidParameterValue", path.string() + ": " + local.message());
+  }
   return std::move(loaded).value();
 }
 

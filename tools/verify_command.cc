@@ -195,6 +195,10 @@ Expected<std::optional<SnapshotTarget>, CommandResult> FindSnapshot(const std::s
                                    loaded.error().ToString());
   }
   const Fleet& fleet = *loaded;
+  if (Status local = CheckLocalStorage(fleet.storage); !local.ok()) {
+    return CommandResult::Fail("InvalidParameterValue",
+                               fleet_path.string() + ": " + local.message());
+  }
   if (!std::filesystem::exists(fleet.storage.path, ec)) return std::optional<SnapshotTarget>();
   Expected<SnapshotStore> opened =
       SnapshotStore::Open(fleet.storage.path, SnapshotStore::Access::kReadOnly);

@@ -227,6 +227,17 @@ bool Loader::Load(const toml::table& root, Fleet* fleet) {
 
 using namespace fleet_loader;  // NOLINT: this file is the loader's
 
+Status CheckLocalStorage(const StorageSettings& storage) {
+  if (!storage.object_store) return Status::Ok();
+  return Status::Error("storage.url (" + storage.object_store->Url() +
+                       "): snapshots cannot be kept in an object store by this version of "
+                       "finalsnap yet; use storage.path for local storage");
+}
+
+std::string ObjectStoreSettings::Url() const {
+  return "s3://" + bucket + (prefix.empty() ? "" : "/" + prefix);
+}
+
 std::string Endpoint::ToString() const {
   const bool ipv6 = host.find(':') != std::string::npos;
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);

@@ -2,6 +2,7 @@
 #include "fleet_loader.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "finalsnap/text.h"
 
@@ -214,14 +215,13 @@ bool Loader::GetInteger(const toml::table& table, std::string_view path, std::st
 }
 
 bool Loader::GetInt(const toml::table& table, std::string_view path, std::string_view key, int min,
-                    int* out) {
+                    int* out, int max) {
   std::optional<int64_t> value;
   if (!GetInteger(table, path, key, &value)) return false;
   if (!value) return true;
-  constexpr int kMax = std::numeric_limits<int>::max();
-  if (*value < min || *value > kMax) {
+  if (*value < min || *value > max) {
     return Fail(table.get(key)->source(), JoinKey(path, key),
-                "must be between " + std::to_string(min) + " and " + std::to_string(kMax));
+                "must be between " + std::to_string(min) + " and " + std::to_string(max));
   }
   *out = static_cast<int>(*value);
   return true;

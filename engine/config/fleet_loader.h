@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,7 +74,16 @@ std::vector<std::pair<const toml::key*, const toml::node*>> InFileOrder(const to
 
 inline constexpr std::string_view kTopLevelKeys[] = {"storage", "defaults", "cache_clusters",
                                                      "replication_groups", "api"};
-inline constexpr std::string_view kStorageKeys[] = {"path", "compression", "level"};
+inline constexpr std::string_view kStorageKeys[] = {"path", "url", "compression", "level"};
+inline constexpr std::string_view kObjectStoreKeys[] = {"endpoint",
+                                                        "region",
+                                                        "addressing",
+                                                        "profile",
+                                                        "access_key_id",
+                                                        "secret_access_key_env",
+                                                        "secret_access_key_file",
+                                                        "part_size_mib",
+                                                        "parts_in_flight"};
 inline constexpr std::string_view kNodeSettingKeys[] = {
     "username",         "password_env",        "password_file",
     "capture",          "connect_timeout_ms",  "command_timeout_ms",
@@ -135,7 +145,7 @@ class Loader {
   bool GetInteger(const toml::table& table, std::string_view path, std::string_view key,
                   std::optional<int64_t>* out);
   bool GetInt(const toml::table& table, std::string_view path, std::string_view key, int min,
-              int* out);
+              int* out, int max = std::numeric_limits<int>::max());
   bool GetEnvName(const toml::table& table, std::string_view path, std::string_view key,
                   bool allow_empty, std::optional<std::string>* out);
   bool GetEndpoint(const toml::table& table, std::string_view path, std::string_view key,
@@ -153,6 +163,10 @@ class Loader {
                              std::vector<ReplicationGroupEntry>* out);
   bool ReadApi(const toml::table& table, ApiSettings* api);
   bool ReadCredential(const toml::table& table, std::string_view path, ApiCredential* credential);
+  bool ReadObjectStore(const toml::table& table, ObjectStoreSettings* out);
+  // secret_access_key_env or secret_access_key_file (exactly one) of `table`.
+  bool ReadSecretSource(const toml::table& table, std::string_view path, std::string* env,
+                        fs::path* file, std::string* key);
   bool CheckId(const toml::key& key, std::string_view path);
   bool CheckIdsUnique();
 

@@ -7,10 +7,12 @@
 // and in JSON.
 #include <cerrno>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "file_io.h"
 #include "finalsnap/fleet.h"
+#include "finalsnap/text.h"
 
 namespace finalsnap {
 namespace {
@@ -58,7 +60,137 @@ std::string KeyOr(const std::string& recorded, const std::string& env, const cha
   return env.empty() ? file_key : env_key;
 }
 
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// The shared AWS files are INI: "[section]" lines, then "key = value" lines; '#' and ';' start
+// comments. Returns the keys of `section`, nullopt if the file has no such section, or an error
+// when the file exists but cannot be read.
+Expected<std::optional<std::map<std::string, std::string>>> IniSection(
+    const std::filesystem::path& file, const std::string& section) {
+  std::string text;
+  switch (const int err = detail::ReadFileBounded(file, size_t{1} << 20, &text)) {
+    case 0:
+      break;
+    case ENOENT:
+      return std::optional<std::map<std::string, std::string>>();
+    default:
+      return Status::Error("cannot read " + file.string() + ": " + detail::ErrnoMessage(err));
+  }
+  std::optional<std::map<std::string, std::string>> found;
+  bool inside = false;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    start = end + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      std::string_view name = line.substr(1, line.size() - 2);
+      while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+      inside = name == section;
+      if (inside && !found) found.emplace();
+      continue;
+    }
+    const size_t eq = line.find('=');
+    if (!inside || eq == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, eq);
+    std::string_view value = line.substr(eq + 1);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    (*found)[Lower(key)] = std::string(value);
+  }
+  return found;
+}
+
+std::filesystem::path AwsFile(const char* variable, const char* name) {
+  if (std::string set = Env(variable); !set.empty()) return set;
+  return std::filesystem::path(Env("HOME")) / ".aws" / name;
+}
+
+// Fills `out` from profile `name` of the shared files, or says what is missing.
+Status FromProfile(const std::string& name, ObjectStoreCredentials* out) {
+  const std::filesystem::path credentials_file =
+      AwsFile("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  const std::filesystem::path config_file = AwsFile("AWS_CONFIG_FILE", "config");
+  auto credentials = IniSection(credentials_file, name);
+  if (!credentials.ok()) return credentials.error();
+  auto config = IniSection(config_file, name == "default" ? name : "profile " + name);
+  if (!config.ok()) return config.error();
+  if (!credentials->has_value() && !config->has_value()) {
+    return Status::Error("profile " + name + " is in neither " + credentials_file.string() +
+                         " nor " + config_file.string());
+  }
+  std::map<std::string, std::string> keys = config->value_or(std::map<std::string, std::string>{});
+  for (auto& [k, v] : credentials->value_or(std::map<std::string, std::string>{})) keys[k] = v;
+  if (keys["aws_access_key_id"].empty() || keys["aws_secret_access_key"].empty()) {
+    return Status::Error("profile " + name +
+                         " has no aws_access_key_id and aws_secret_access_key (in " +
+                         credentials_file.string() + " or " + config_file.string() + ")");
+  }
+  out->access_key_id = keys["aws_access_key_id"];
+  out->secret_access_key = keys["aws_secret_access_key"];
+  out->session_token = keys["aws_session_token"];
+  if (out->region.empty()) out->region = keys["region"];
+  out->source = "profile " + name;
+  return Status::Ok();
+}
+
 }  // namespace
+
+Expected<ObjectStoreCredentials> ResolveObjectStoreCredentials(
+    const ObjectStoreSettings& settings) {
+  ObjectStoreCredentials out;
+  out.region = settings.region;
+  if (out.region.empty()) out.region = Env("AWS_REGION");
+  if (out.region.empty()) out.region = Env("AWS_DEFAULT_REGION");
+  if (!settings.access_key_id.empty()) {
+    const std::string key =
+        KeyOr(settings.secret_key, settings.secret_env, "storage.secret_access_key_env",
+              "storage.secret_access_key_file");
+    ResolvedSecret secret = ReadSecret(key, settings.secret_env, settings.secret_file);
+    if (!secret.ok()) return secret.error();
+    if (!secret->has_value()) {
+      return Status::Error("storage.access_key_id has no secret_access_key_env or _file");
+    }
+    out.access_key_id = settings.access_key_id;
+    out.secret_access_key = std::move(**secret);
+    out.source = key;
+  } else if (!settings.profile.empty()) {
+    if (Status s = FromProfile(settings.profile, &out); !s.ok()) {
+      return Status::Error("storage.profile: " + s.message());
+    }
+  } else if (!Env("AWS_ACCESS_KEY_ID").empty() || !Env("AWS_SECRET_ACCESS_KEY").empty()) {
+    if (Env("AWS_ACCESS_KEY_ID").empty() || Env("AWS_SECRET_ACCESS_KEY").empty()) {
+      return Status::Error(
+          "the environment sets only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    }
+    out.access_key_id = Env("AWS_ACCESS_KEY_ID");
+    out.secret_access_key = Env("AWS_SECRET_ACCESS_KEY");
+    out.session_token = Env("AWS_SESSION_TOKEN");
+    out.source = "the environment (AWS_ACCESS_KEY_ID)";
+  } else {
+    const std::string profile = Env("AWS_PROFILE").empty() ? "default" : Env("AWS_PROFILE");
+    if (Status s = FromProfile(profile, &out); !s.ok()) {
+      return Status::Error(
+          "no credentials for " + settings.Url() +
+          ": set storage.access_key_id with secret_access_key_env or _file, or storage.profile, "
+          "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (" +
+          s.message() + ")");
+    }
+  }
+  if (out.region.empty()) out.region = "us-east-1";
+  return out;
+}
 
 ResolvedSecret ResolvePassword(const NodeSettings& settings) {
   return ReadSecret(

@@ -159,6 +159,9 @@ Task<Verdict> Operation::ClaimName() {
     co_return Refuse("InvalidParameterValue", "snapshot name '" + name + "': " + s.message(),
                      s.message());
   }
+  if (Status local = CheckLocalStorage(fleet_.storage); !local.ok()) {
+    co_return RefuseGate("storage-ready", "InvalidParameterValue", local.message());
+  }
   Expected<SnapshotStore> opened = SnapshotStore::Open(fleet_.storage.path);
   if (!opened.ok()) {
     // Without a store no name can be checked: the storage is what refuses.

@@ -247,6 +247,27 @@ TEST_F(CliHostileTest, ASecretPastedIntoTheWrongKeyIsNeverShown) {
   EXPECT_NE(r.stderr_text.find("cache_clusters.c1.endpoint"), std::string::npos) << r.Describe();
 }
 
+TEST_F(CliHostileTest, AnObjectStoreUrlIsRefusedRatherThanSilentlyUsingLocalStorage) {
+  // "kept" lies in ./snapshots, the default local path: with url set, no command may fall back
+  // to it, show it, or capture into it.
+  WriteText(fleet(),
+            "[storage]\nurl = \"s3://backups/fleet\"\n\n[cache_clusters.c1]\nendpoint = "
+            "\"127.0.0.1:" +
+                std::to_string(node_.port()) + "\"\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"describe-snapshots"}, std::vector<std::string>{"verify", "kept"},
+        std::vector<std::string>{"delete-cache-cluster", "--cache-cluster-id", "c1",
+                                 "--final-snapshot-identifier", "last", "--yes"}}) {
+    const ProcessResult r = Cli(args);
+    EXPECT_NE(r.exit_code, 0) << r.Describe();
+    EXPECT_NE(r.stderr_text.find("storage.url (s3://backups/fleet)"), std::string::npos)
+        << r.Describe();
+    EXPECT_EQ(r.stdout_text.find("kept"), std::string::npos) << r.Describe();
+  }
+  EXPECT_EQ(node_.Keyspace()[0].keys, 2000u);  // the node still runs, with its data
+  EXPECT_FALSE(fs::exists(storage() / "last"));
+}
+
 TEST_F(CliHostileTest, AZstdFileWithAHugeWindowIsRefusedWithBoundedMemory) {
   const fs::path path = tmp_.path() / "big.rdb.zst";
   const std::vector<uint8_t> frame = testing::BigWindowZstd();

@@ -106,9 +106,37 @@ struct ReplicationGroupEntry {
   NodeSettings settings;
 };
 
+// [storage] url = "s3://bucket/prefix": snapshots in an S3-compatible object store (AWS S3, Ceph
+// RGW, MinIO). Credentials, in the aws CLI's order: access_key_id with secret_access_key_env or
+// _file from the fleet file; else `profile` from the shared AWS files; else the AWS_* environment
+// variables; else the AWS_PROFILE (or "default") profile. See ResolveObjectStoreCredentials.
+struct ObjectStoreSettings {
+  std::string bucket;    // DNS-style: 3..63 of a-z 0-9 . -
+  std::string prefix;    // "" or "some/prefix": no leading, trailing or doubled '/'
+  std::string endpoint;  // "http(s)://host[:port][/path]"; "" is AWS S3 for the region
+  std::string region;    // "" = AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1
+  bool virtual_addressing = false;  // addressing = "virtual"; default: virtual for AWS, else path
+  std::string profile;              // a profile of ~/.aws/credentials and ~/.aws/config
+  std::string access_key_id;
+  std::string secret_env;                         // secret_access_key_env
+  std::filesystem::path secret_file;              // secret_access_key_file, absolute
+  std::string secret_key;                         // the dotted key that set the secret's source
+  uint64_t part_size_bytes = uint64_t{16} << 20;  // part_size_mib, 5..5120
+  int parts_in_flight = 4;                        // 1..64: memory is this many parts at most
+
+  // "s3://bucket/prefix", for messages.
+  std::string Url() const;
+};
+
+// Snapshot commands read and write local storage only so far: with `url` set, this refuses
+// (naming storage.url) rather than let a command fall back to a local directory unseen.
+Status CheckLocalStorage(const struct StorageSettings& storage);
+
 // [storage]: where snapshots are written and how they are compressed.
 struct StorageSettings {
   std::filesystem::path path;  // absolute; defaults to "snapshots" beside the fleet file
+  // Set by `url`: snapshots go to the object store instead of `path`.
+  std::optional<ObjectStoreSettings> object_store;
   Compression compression = Compression::kZstd;
   int level = 1;  // zstd 1..19 (default 1), lz4 0..12 (default 0), 0 for none
 };
@@ -189,6 +217,25 @@ using ResolvedSecret = Expected<std::optional<std::string>>;
 // that the nodes need no password. An unset or empty variable, and an unreadable or empty file,
 // are errors: connecting without the password would only fail later, less clearly.
 ResolvedSecret ResolvePassword(const NodeSettings& settings);
+
+// The credentials (and region) an object store is reached with, and where they came from.
+struct ObjectStoreCredentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // temporary credentials only
+  std::string region;         // never empty: us-east-1 when nothing says otherwise
+  // For messages, never a secret: "storage.secret_access_key_env", "profile backup
+  // (AWS_SHARED_CREDENTIALS_FILE)", "the environment (AWS_ACCESS_KEY_ID)".
+  std::string source;
+};
+
+// Finds the object store's credentials as the aws CLI would, in this order: the fleet file's
+// access_key_id and secret source; its `profile`; the environment's AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN); the profile named by AWS_PROFILE, else
+// "default". Profiles are read from AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials) and
+// AWS_CONFIG_FILE (default ~/.aws/config, "[profile NAME]" sections). An error names the source
+// that was tried and what was missing, never a secret.
+Expected<ObjectStoreCredentials> ResolveObjectStoreCredentials(const ObjectStoreSettings& settings);
 
 // Reads an API credential's secret access key the same way. The secret is required, so on
 // success the value is always set, and at least kMinApiSecretBytes long.
