@@ -196,41 +196,6 @@ Expected<ActionArgs, ApiError> ActionArgs::Read(QueryParams& params,
 
 namespace {
 
-// Appends U+FFFD.
-void Replacement(std::string& out) { out += "\xEF\xBF\xBD"; }
-
-// The length of the valid UTF-8 sequence at s[i] whose code point XML 1.0 allows, or 0.
-size_t XmlCharLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    return (b0 >= 0x20 || b0 == 0x9 || b0 == 0xA || b0 == 0xD) && b0 != 0x7f ? 1 : 0;
-  }
-  size_t len = 0;
-  uint32_t cp = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  // Overlong forms, surrogates, U+FFFE/U+FFFF and beyond U+10FFFF are not characters here.
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
-  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF || cp > 0x10FFFF) return 0;
-  return len;
-}
-
 std::string_view ListMemberName(std::string_view list) {
   // The `locationName` of each list's member in the model (service-2.json).
   static constexpr std::pair<std::string_view, std::string_view> kMembers[] = {
@@ -273,47 +238,6 @@ void WriteElement(std::string& out, std::string_view name, const ModelJson& valu
 }
 
 }  // namespace
-
-std::string XmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const size_t len = XmlCharLength(text, i);
-    if (len == 0) {
-      Replacement(out);
-      ++i;
-      continue;
-    }
-    if (len == 1) {
-      switch (text[i]) {
-        case '&':
-          out += "&amp;";
-          break;
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        case '\'':
-          out += "&apos;";
-          break;
-        case '\r':
-          out += "&#13;";
-          break;
-        default:
-          out += text[i];
-      }
-    } else {
-      out.append(text.substr(i, len));
-    }
-    i += len;
-  }
-  return out;
-}
 
 std::string RenderResponse(std::string_view action, const ModelJson& result,
                            std::string_view request_id) {

@@ -37,6 +37,7 @@
 
 #include "finalsnap/elasticache.h"
 #include "finalsnap/status.h"
+#include "finalsnap/text.h"  // XmlEscape
 
 namespace finalsnap::detail {
 
@@ -146,10 +147,6 @@ class ActionArgs {
  private:
   std::map<std::string, Value, std::less<>> values_;
 };
-
-// XML 1.0 text: escapes & < > " ', replaces characters XML cannot carry (controls, invalid
-// UTF-8) with U+FFFD.
-std::string XmlEscape(std::string_view text);
 
 // The success document for `action` holding `result` (an object of the output shape's members).
 std::string RenderResponse(std::string_view action, const ModelJson& result,

@@ -89,29 +89,6 @@ std::string Base64(const unsigned char* data, size_t size) {
   return out;
 }
 
-std::string XmlEscape(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 S3Error Malformed(const HttpResponse& response, std::string what) {
   return S3Error{response.status, "MalformedResponse", std::move(what), ""};
 }

@@ -27,6 +27,9 @@ std::string Hex64(uint64_t value);
 // Redis Cluster slot ranges (inclusive) as "0-5460,10923-16383", a single slot as "5": the form
 // of the manifest, of NodeGroup Slots and of CLUSTER NODES.
 std::string SlotRangesText(const std::vector<std::pair<int, int>>& ranges);
+// XML 1.0 text: escapes & < > " ', replaces characters XML cannot carry (controls, invalid
+// UTF-8) with U+FFFD. For the API's answers and the S3 requests' bodies.
+std::string XmlEscape(std::string_view text);
 // The pieces of `s` between each `sep`, empty ones included: "a,,b" -> {"a", "", "b"}; "" -> {""}.
 std::vector<std::string_view> SplitView(std::string_view s, char sep);
 
