@@ -37,7 +37,9 @@ struct SocketWatch {
 
 }  // namespace
 
-// One request on its way: the easy handle, what it sends and what came back.
+// One request on its way: the easy handle, what it sends and what came back. It lives in the
+// frame of Send's coroutine; a frame destroyed while its request runs (its owner gave up on it)
+// takes the request out of the multi handle first.
 struct Transfer {
   HttpRequest request;
   HttpResponse response;
@@ -46,11 +48,9 @@ struct Transfer {
   size_t body_offset = 0;  // bytes of request.body handed to curl so far
   std::string abort_reason;
   std::coroutine_handle<> waiter;
+  HttpClient::Impl* running_on = nullptr;  // set while added to the multi handle
 
-  ~Transfer() {
-    if (easy != nullptr) curl_easy_cleanup(easy);
-    curl_slist_free_all(header_list);
-  }
+  ~Transfer();
 };
 
 struct HttpClient::Impl {
@@ -80,6 +80,7 @@ struct HttpClient::Impl {
       long status = 0;
       curl_easy_getinfo(message->easy_handle, CURLINFO_RESPONSE_CODE, &status);
       curl_multi_remove_handle(multi, message->easy_handle);
+      transfer->running_on = nullptr;
       HttpResponse& response = transfer->response;
       response.status = static_cast<int>(status);
       if (code != CURLE_OK) {
@@ -95,6 +96,15 @@ struct HttpClient::Impl {
     }
   }
 };
+
+Transfer::~Transfer() {
+  if (running_on != nullptr) {
+    curl_multi_remove_handle(running_on->multi, easy);
+    --running_on->in_flight;
+  }
+  if (easy != nullptr) curl_easy_cleanup(easy);
+  curl_slist_free_all(header_list);
+}
 
 namespace {
 
@@ -263,6 +273,7 @@ struct Await {
       return false;  // resume at once
     }
     ++impl->in_flight;
+    transfer->running_on = impl;
     return true;
   }
   void await_resume() const noexcept {}

@@ -18,8 +18,9 @@
 // peer is given up on after `stall` without progress; nothing waits forever. No redirect is
 // followed and only http and https are spoken.
 //
-// The client must outlive every request sent through it; destroying it with requests in flight
-// is a programming error (it aborts). Everything runs on the loop's thread.
+// The client must outlive every request sent through it: destroying it while a Send coroutine
+// still waits is a programming error (it aborts). Destroying a waiting Send task instead (its
+// owner gave up) takes the request out of curl cleanly. Everything runs on the loop's thread.
 #ifndef FINALSNAP_AWS_HTTP_CLIENT_H_
 #define FINALSNAP_AWS_HTTP_CLIENT_H_
 

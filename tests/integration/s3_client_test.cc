@@ -202,6 +202,29 @@ TEST_F(S3ClientTest, RequestsRunConcurrentlyOnTheOneLoop) {
   EXPECT_EQ(s3.in_flight(), 0u);
 }
 
+TEST_F(S3ClientTest, ARequestGivenUpOnMidwayLeavesTheClientClean) {
+  std::unique_ptr<S3Client> owned = Bucket();
+  S3Client& s3 = *owned;
+  const std::string body = RandomBytes(8 << 20, 5);
+  ASSERT_TRUE(Run(s3.PutObject("big", Span(body), "application/octet-stream")).ok());
+  uint64_t received = 0;
+  {
+    Task<S3Result<S3ObjectInfo>> get = s3.GetObject("big", [&](std::string_view piece) {
+      received += piece.size();
+      return true;
+    });
+    get.Start();
+    EXPECT_EQ(s3.in_flight(), 1u);
+    for (int i = 0; i < 200 && received == 0; ++i) uv_run(loop_.get(), UV_RUN_ONCE);
+    EXPECT_GT(received, 0u);
+  }  // the task (and its request) is dropped mid-transfer
+  EXPECT_EQ(s3.in_flight(), 0u);
+  EXPECT_LT(received, body.size());
+  S3Result<S3ObjectInfo> head = Run(s3.HeadObject("big"));
+  ASSERT_TRUE(head.ok()) << head.error().Describe();
+  EXPECT_EQ(head->size, body.size());
+}
+
 TEST_F(S3ClientTest, AGatewayThatIsDownIsATransportErrorWorthRetrying) {
   S3Endpoint where;
   where.endpoint = "http://127.0.0.1:1";
