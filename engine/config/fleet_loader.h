@@ -164,6 +164,9 @@ class Loader {
   bool ReadApi(const toml::table& table, ApiSettings* api);
   bool ReadCredential(const toml::table& table, std::string_view path, ApiCredential* credential);
   bool ReadObjectStore(const toml::table& table, ObjectStoreSettings* out);
+  // access_key_id of `table`, checked (1 to 128 letters, digits, '_'); absent leaves *out unset.
+  bool ReadAccessKeyId(const toml::table& table, std::string_view path,
+                       std::optional<std::string>* out);
   // secret_access_key_env or secret_access_key_file (exactly one) of `table`.
   bool ReadSecretSource(const toml::table& table, std::string_view path, std::string* env,
                         fs::path* file, std::string* key);

@@ -183,17 +183,11 @@ bool Loader::ReadObjectStore(const toml::table& table, ObjectStoreSettings* out)
     out->profile = *profile;
   }
   std::optional<std::string> id;
-  if (!GetNonEmptyString(table, kPath, "access_key_id", &id)) return false;
+  if (!ReadAccessKeyId(table, kPath, &id)) return false;
   if (id) {
     if (profile) {
       return Fail(table.get("access_key_id")->source(), "storage.access_key_id",
                   "access_key_id and profile are both set; use one");
-    }
-    if (id->size() > kMaxAccessKeyIdLength || !std::all_of(id->begin(), id->end(), [](char c) {
-          return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '_';
-        })) {
-      return Fail(table.get("access_key_id")->source(), "storage.access_key_id",
-                  "must be 1 to 128 letters, digits and underscores");
     }
     out->access_key_id = *id;
     if (!ReadSecretSource(table, kPath, &out->secret_env, &out->secret_file, &out->secret_key)) {
@@ -214,22 +208,28 @@ bool Loader::ReadObjectStore(const toml::table& table, ObjectStoreSettings* out)
   return GetInt(table, kPath, "parts_in_flight", 1, &out->parts_in_flight, 64);
 }
 
+bool Loader::ReadAccessKeyId(const toml::table& table, std::string_view path,
+                             std::optional<std::string>* out) {
+  if (!GetNonEmptyString(table, path, "access_key_id", out)) return false;
+  if (!*out) return true;
+  const std::string& id = **out;
+  if (id.size() > kMaxAccessKeyIdLength || !std::all_of(id.begin(), id.end(), [](char c) {
+        return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '_';
+      })) {
+    return Fail(table.get("access_key_id")->source(), JoinKey(path, "access_key_id"),
+                "must be 1 to 128 letters, digits and underscores");
+  }
+  return true;
+}
+
 bool Loader::ReadCredential(const toml::table& table, std::string_view path,
                             ApiCredential* credential) {
   if (!CheckKeys(table, path, {kCredentialKeys}, &kInlineSecret)) return false;
   std::optional<std::string> id;
-  if (!GetNonEmptyString(table, path, "access_key_id", &id)) return false;
+  if (!ReadAccessKeyId(table, path, &id)) return false;
   if (!id) {
     return Fail(table.source(), JoinKey(path, "access_key_id"),
                 "missing: a credential needs access_key_id");
-  }
-  const bool id_ok =
-      id->size() <= kMaxAccessKeyIdLength && std::all_of(id->begin(), id->end(), [](char c) {
-        return IsAsciiLetter(c) || IsAsciiDigit(c) || c == '_';
-      });
-  if (!id_ok) {
-    return Fail(table.get("access_key_id")->source(), JoinKey(path, "access_key_id"),
-                "must be 1 to 128 letters, digits and underscores");
   }
   credential->access_key_id = *id;
 
